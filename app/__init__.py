@@ -1,0 +1,1 @@
+"""The Reflex app package (``app_name="app"``: Reflex imports ``app.app``)."""

@@ -1,0 +1,1 @@
+"""Database: engine/sessions, tables, column types and migrations."""

@@ -1,0 +1,251 @@
+"""Stops and take-profit ladders, native or managed by the engine.
+
+At fan-out an approved open becomes an entry plus its bracket children (a
+``stop`` and ``tp1..tpN``), all rows from the start so the dashboard shows
+the whole plan.  The children are named after the entry (``<entry>-sl``, ``<entry>-tpN``),
+share an ``oco_group`` (the entry's client order id), point at the entry
+(``parent_order_id``) and wait for it (``wait_for_order_id``).
+
+* Venue with native brackets: the entry is sent with a ``BracketSpec``
+  built from its children (see ``submit``); the venue holds them.
+* Otherwise the engine manages them: when the entry ends with a fill the
+  children are released (rescaled to the filled quantity when the entry
+  filled only partly), and after every fill ``rebalance`` keeps the live
+  protection no larger than the position: a take-profit fill shrinks the
+  stop, a flat position cancels what is left, a flipped position cancels
+  children on the wrong side.  The engine does this itself rather than
+  relying on venue OCO, which would cancel a whole ladder on its first fill.
+
+Changing a working order is cancel + replace: the replacement waits for the
+old order and goes out only once that one is cancelled (never two stops at
+once); if the old order filled meanwhile, the replacement is dropped.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from decimal import Decimal
+
+from sqlmodel import Session, select
+
+from backend.db.models import Order, Position
+from backend.execution import intents as legs
+from backend.execution.intents import child_order_id, client_order_id, opposite, split_quantity
+from backend.execution.journal import Journal
+from backend.execution.planner import Plan, order_fields
+from backend.execution.positions import order_position_key
+from backend.execution.state_machine import CANCELLED, FILLED, FINAL, NEW, WORKING, transition
+
+ZERO = Decimal(0)
+
+
+def add_children(plan: Plan, entry, *, stop: Decimal | None, targets: Sequence[tuple[Decimal, Decimal]],
+                 signal_id: int, now: datetime) -> None:
+    """Queue the stop and the take-profit ladder of ``entry`` (an Intent) in ``plan``."""
+    f = entry.fields
+    common = dict(user_id=f["user_id"], broker_account_id=f["broker_account_id"], symbol=f["symbol"],
+                  asset_class=f["asset_class"], side=opposite(f["side"]), signal_id=signal_id,
+                  decision_id=f["decision_id"], time_in_force="gtc", reduce_only=True,
+                  oco_group=f["client_order_id"], option_right=f["option_right"],
+                  strike=f["strike"], expiry=f["expiry"], now=now)
+    if stop is not None:
+        plan.add(order_fields(client_order_id=child_order_id(f["client_order_id"], legs.STOP), leg=legs.STOP,
+                              order_type="stop", stop_price=stop, quantity=f["quantity"], **common),
+                 parent=entry, wait_for=entry)
+    for n, (price, qty) in enumerate(targets, start=1):
+        leg = legs.tp_leg(n)
+        plan.add(order_fields(client_order_id=child_order_id(f["client_order_id"], leg), leg=leg,
+                              order_type="limit", limit_price=price, quantity=qty, **common),
+                 parent=entry, wait_for=entry)
+
+
+def cancel_or_queue(session: Session, order: Order, journal: Journal, *, now: datetime, reason: str,
+                    venue_cancels: set[int]) -> None:
+    """Cancel an order: locally if the venue never saw it, else queue a cancel at the venue."""
+    if order.status == NEW and order.attempts == 0 and not order.broker_order_id:
+        transition(session, order, CANCELLED, journal, now=now, message=reason)
+    elif order.status in WORKING or order.status == NEW:
+        venue_cancels.add(order.id)
+
+
+def waiting_verdict(order: Order, waited: Order | None) -> str:
+    """``ready``, ``wait`` or ``cancel`` for an order that waits for ``waited``.
+
+    * a bracket child waits for its entry: ready once the entry ended with a fill;
+    * a replacement (same leg) waits for the order it replaces: ready once that
+      one is cancelled or expired, dropped if it filled;
+    * anything else (the entry of a close-then-reverse) needs a complete fill.
+    """
+    if order.wait_for_order_id is None or waited is None:
+        return "ready"
+    if waited.status not in FINAL:
+        return "wait"
+    if waited.leg == legs.ENTRY and legs.is_child(order.leg):
+        return "ready" if waited.filled_quantity > 0 and order.quantity > 0 else "cancel"
+    if waited.leg == order.leg:
+        return "ready" if waited.status != FILLED else "cancel"
+    return "ready" if waited.status == FILLED else "cancel"
+
+
+def _why(order: Order, waited: Order) -> str:
+    if waited.leg == legs.ENTRY and legs.is_child(order.leg):
+        return "The entry order ended without a fill." if waited.filled_quantity == 0 else "Nothing left to cover."
+    if waited.leg == order.leg:
+        return "The order it was replacing filled first."
+    return f"The order before it ended {waited.status} instead of filled."
+
+
+def release_waiting(session: Session, finished: Iterable[Order], journal: Journal, *, now: datetime,
+                    venue_cancels: set[int], candidates: Iterable[Order] | None = None) -> list[int]:
+    """Orders waiting on ``finished`` ones: return those now ready, cancel those that lost their reason.
+
+    ``candidates``: the open orders of the accounts concerned, when the caller has read them already
+    (an order only ever waits for one of its own account).
+    """
+    done = {o.id: o for o in finished if o.status in FINAL}
+    if not done:
+        return []
+    if candidates is None:
+        candidates = session.exec(select(Order).where(Order.wait_for_order_id.in_(list(done)), Order.status == NEW)
+                                  .order_by(Order.id)).all()
+    waiting = [o for o in candidates if o.status == NEW and o.wait_for_order_id in done]
+    ready: list[int] = []
+    for entry_id in {o.wait_for_order_id for o in waiting}:
+        entry = done[entry_id]
+        if entry.leg == legs.ENTRY and 0 < entry.filled_quantity < entry.quantity:
+            rescale_children(entry, [w for w in waiting if w.wait_for_order_id == entry_id and legs.is_child(w.leg)])
+    for order in waiting:
+        waited = done[order.wait_for_order_id]
+        verdict = waiting_verdict(order, waited)
+        if verdict == "ready":
+            ready.append(order.id)
+        elif verdict == "cancel":
+            cancel_or_queue(session, order, journal, now=now, reason=_why(order, waited), venue_cancels=venue_cancels)
+    return ready
+
+
+def rescale_children(entry: Order, children: list[Order]) -> None:
+    """Fit a bracket to a partly filled entry: the stop covers the fill, the ladder keeps its proportions.
+
+    Whole-unit ladders stay whole (a stock bracket of 10/10/10 on a 20-share
+    fill becomes 6/6/8); a target left with nothing is cancelled on release.
+    """
+    filled = entry.filled_quantity
+    tps = [c for c in children if legs.is_tp(c.leg)]
+    whole = all(q == q.to_integral_value() for q in [filled, *[c.quantity for c in tps]])
+    parts = split_quantity(filled, len(tps), Decimal(1) if whole else None, [c.quantity for c in tps])
+    for child, part in zip(tps, parts):
+        child.quantity = part
+    for child in children:
+        if child.leg == legs.STOP:
+            child.quantity = filled
+
+
+def change_order(plan: Plan, journal: Journal, order: Order, *, now: datetime, replaceable: set[int], tag: str,
+                 quantity: Decimal | None = None, stop_price: Decimal | None = None,
+                 limit_price: Decimal | None = None) -> bool:
+    """Change an order's size or prices, the cheapest safe way.
+
+    Never sent: edited in place.  At a venue that amends orders
+    (``capabilities.replace_order``): a replace request (``plan.replace``),
+    which keeps a native bracket intact.  Elsewhere: cancel + a replacement
+    that waits for the cancel.
+    """
+    changes = {k: v for k, v in (("quantity", quantity), ("stop_price", stop_price), ("limit_price", limit_price))
+               if v is not None and v != getattr(order, k)}
+    if not changes:
+        return False
+    before = {k: str(getattr(order, k)) if getattr(order, k) is not None else None for k in changes}
+    if order.status == NEW and order.attempts == 0 and not order.broker_order_id:
+        for k, v in changes.items():
+            setattr(order, k, v)
+        order.updated_at = now
+        how = "edited"
+    elif order.broker_account_id in replaceable:
+        plan.replace.setdefault(order.id, {}).update(changes)
+        how = "replace_requested"
+    else:
+        plan.cancel_order_ids.add(order.id)
+        remaining = (quantity if quantity is not None else order.quantity) - order.filled_quantity
+        plan.add(replacement_fields(order, remaining, now=now, stop_price=stop_price, limit_price=limit_price,
+                                    tag=tag))
+        how = "cancel_replace"
+    journal.audit("order.modified", subject_type="order", subject_id=order.id, actor_user_id=order.user_id,
+                  data={"how": how, "before": before, "after": {k: str(v) for k, v in changes.items()}})
+    return True
+
+
+def rebalance(session: Session, positions: Iterable[Position], journal: Journal, *, now: datetime,
+              venue_cancels: set[int], replaceable, candidates: Iterable[Order] | None = None,
+              known: dict[int, Order] | None = None) -> Plan:
+    """Keep live stops and take-profits within the position they protect.
+
+    Children of an entry that has not filled at all are left alone: they
+    protect a position that does not exist yet.  ``known``: orders held in
+    memory (newer than the database), looked up before reading a parent.
+    """
+    plan = Plan()
+    plan.cancel_order_ids = venue_cancels
+    touched = {(p.broker_account_id, p.symbol): p for p in positions}
+    if not touched:
+        return plan
+    if candidates is None:
+        candidates = session.exec(select(Order).where(Order.broker_account_id.in_({k[0] for k in touched}),
+                                                      Order.status.in_(tuple(WORKING)))).all()
+    candidates = list(candidates)
+    children = sorted((c for c in candidates if c.status in WORKING and c.reduce_only and legs.is_child(c.leg)
+                       and c.broker_account_id in {k[0] for k in touched}), key=lambda c: -c.id)
+    parents = {c.parent_order_id for c in children if c.parent_order_id}
+    held = {**{c.id: c for c in candidates}, **(known or {})}
+    unfilled = {p for p in parents if p in held and held[p].filled_quantity == 0}
+    unread = [p for p in parents if p not in held]
+    if unread:
+        unfilled |= set(session.exec(select(Order.id).where(Order.id.in_(unread), Order.filled_quantity == 0)).all())
+    groups: dict[tuple[int, str], dict[str, list[Order]]] = defaultdict(lambda: defaultdict(list))
+    for child in children:
+        key = (child.broker_account_id, order_position_key(child))
+        if key in touched and child.parent_order_id not in unfilled:
+            groups[key]["stop" if child.leg == legs.STOP else "tp"].append(child)
+    for key, kinds in groups.items():
+        pos = touched[key]
+        size = abs(pos.quantity)
+        closing_side = "sell" if pos.quantity > 0 else "buy"
+        for orders in kinds.values():
+            live = []
+            for order in orders:  # newest first: the newest protection is trimmed first
+                if size == 0 or order.side != closing_side:
+                    cancel_or_queue(session, order, journal, now=now, venue_cancels=venue_cancels,
+                                    reason="The position it protected is closed." if size == 0
+                                    else "The position changed side.")
+                else:
+                    live.append(order)
+            excess = sum((o.quantity - o.filled_quantity for o in live), ZERO) - size
+            for order in live:
+                if excess <= 0:
+                    break
+                remaining = order.quantity - order.filled_quantity
+                if remaining <= excess:
+                    cancel_or_queue(session, order, journal, now=now, venue_cancels=venue_cancels,
+                                    reason="Not needed: the position is already smaller.")
+                else:
+                    change_order(plan, journal, order, now=now, replaceable=replaceable, tag="resize",
+                                 quantity=order.filled_quantity + remaining - excess)
+                excess -= remaining
+    return plan
+
+
+def replacement_fields(old: Order, quantity: Decimal, *, now: datetime, stop_price: Decimal | None = None,
+                       limit_price: Decimal | None = None, tag: str = "resize") -> dict:
+    """A copy of ``old`` with a new size or price that waits for ``old`` to be cancelled."""
+    return order_fields(
+        client_order_id=client_order_id(f"{tag}:{old.id}", old.user_id,
+                                        f"{quantity}:{stop_price or old.stop_price}:{limit_price or old.limit_price}"),
+        user_id=old.user_id, broker_account_id=old.broker_account_id, symbol=old.symbol, side=old.side,
+        quantity=quantity, leg=old.leg, now=now, signal_id=old.signal_id, decision_id=old.decision_id,
+        asset_class=old.asset_class, order_type=old.order_type, time_in_force=old.time_in_force,
+        limit_price=limit_price if limit_price is not None else old.limit_price,
+        stop_price=stop_price if stop_price is not None else old.stop_price, reduce_only=old.reduce_only,
+        oco_group=old.oco_group, option_right=old.option_right, strike=old.strike, expiry=old.expiry,
+        parent_order_id=old.parent_order_id, wait_for_order_id=old.id)

@@ -1,0 +1,224 @@
+"""The words that make a message a trade, and the words that veto it.
+
+Everything here runs on the lower-case text in which the chosen symbol has
+been replaced by the placeholder ``Ω`` (so phrases such as "out of Ω" can
+require an instrument).
+
+Two rules, in this order:
+
+1. **Veto** (:func:`vetoed`): a message that questions, hedges, negates,
+   recaps the past, announces, jokes, praises or reports news is chatter,
+   whatever verbs it contains - "thinking about buying NVDA", "I'd never buy
+   BTC", "was up 20% on NVDA yesterday", "TP1 hit".  A false positive becomes
+   a real order, a miss costs nothing, so the list is deliberately broad.
+2. **Verbs** (:data:`VERBS`): every trading verb found is reported with its
+   category; :func:`classify_action` turns the set of categories into an
+   action and side, returning None when they contradict each other.
+"""
+
+from __future__ import annotations
+
+import re
+
+VETO_WORDS = frozenset("""
+    might maybe perhaps possibly probably likely considering consider thinking think thinks thought unsure
+    watching watch watchlist watchlists radar eyeing looking looks seem seems could would should wish hope
+    hoping if unless once whenever wait waiting plan planning planned gonna wanna want wants tempted
+    interested prefer guess bet expect expecting predict i'd i'll we'll you'll you'd will shall ideally
+    potential potentially tomorrow
+    not never no don't dont didn't didnt won't wont can't cant cannot isn't wasn't aren't avoid nobody
+    nothing neither nor
+    yesterday ago earlier recap review was were had been gained returned banked result results performance
+    winners streak ytd
+    everyone everybody people they he she someone somebody anyone anybody whales retail news breaking
+    reportedly report reports according rumor rumors rumour rumours analyst analysts upgrade upgraded
+    downgrade downgraded rating insider insiders filing filings congress congressman congresswoman
+    congressmen senator senators politician politicians billionaire billionaires ceo cfo director directors
+    executive executives fund funds institution institutions institutional members holders berkshire
+    buffett burry pelosi cathie ark musk saylor 13f
+    reminder announcement announcing ama webinar livestream stream streaming giveaway discount promo
+    subscribe signup welcome join joining holiday click video article blog podcast newsletter read lesson
+    tutorial course education example hypothetical backtest backtested backtesting simulated ignore
+    disregard typo correction
+    congrats congratulations thanks ty gj feel feels feeling smh fml regret regrets regretting
+    lol lmao rofl haha hahaha hahahaha jk kidding moon mooning lfg wagmi ngmi hodl hodling hands
+    missed miss missing remember ready triggered filled fills
+    spread spreads condor straddle strangle butterfly csp
+""".split())
+_VETO_WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
+VETO_PHRASES = re.compile(
+    r"\?"
+    r"|\be\.g\.|\bi\.e\.|\b(?:for\s+instance|entry\s+(?:hit|reached)|not\s+sure|about\s+to|eye\s+on"
+    r"|look\s+at|going\s+to|do\s+not|stay\s+(?:away|out)|may(?!\s*\d)"
+    r"|last\s+(?:week|night|month|year|time|session|friday|monday|tuesday|wednesday|thursday)"
+    r"|win\s+rate|back\s+in|this\s+(?:week|month)|smart\s+money|sign\s+up|check\s+out|well\s+done"
+    r"|thank\s+you|paper\s+trad\w*|cash\s+secured|covered\s+calls?|too\s+(?:early|late)|my\s+first"
+    r"|markets?\s+(?:is\s+|are\s+)?closed|links?\s+(?:in|below|above|here)"
+    r"|(?:great|nice|good|perfect|solid|amazing|awesome|beautiful|clean|sick)\s+(?:calls?|trades?|entry|entries"
+    r"|exits?|plays?|wins?)|s&p|\bin\s+(?:19|20)\d\d"
+    # a position held, not an order: "we are long TSLA from 200", "still short SPY"
+    r"|(?:are|am|i'm|im|we're|still|currently|remain|remaining|stay|staying)\s+"
+    r"(?:long|short|holding|in|bullish|bearish)"
+    r"|is\s+a\s+(?:\w+\s+)?(?:buy|sell|short)|a\s+(?:good|great|strong|solid)\s+(?:buy|sell|short|long)"
+    # targets reached: status, not an order
+    r"|(?:tp|pt|target)s?\s*\d?\s*(?:was\s+|got\s+)?(?:hit|reached|smashed|achieved)"
+    # stop-entry orders: not representable as one Signal
+    r"|(?:buy|sell)\s+stop|stop\s+limit)\b"
+    # questions without a question mark: an interrogative opening a sentence
+    r"|(?:^|[.!\n])\s*(?:what|why|how|who|when|where|which|is|are|do|does|did|can|any|thoughts|wdyt)\b",
+)
+
+
+def words_of(low: str) -> set[str]:
+    """The set of words of a lower-case text (apostrophes kept: "don't")."""
+    return set(_VETO_WORD.findall(low))
+
+
+def vetoed(low: str, words: set[str]) -> bool:
+    """True when the message is chatter whatever its verbs (see module docstring)."""
+    if not VETO_WORDS.isdisjoint(words):
+        return True
+    return VETO_PHRASES.search(low) is not None
+
+
+# Every alternative of VERBS starts with one of these words; a message with
+# none of them cannot contain a trading verb (checked before any regex runs).
+VERB_LEADS = frozenset("""
+    cancel cancels cancelled canceled cancelling canceling void voided buy buying bought cover covering covered
+    bto sell selling sold stc sto short shorting shorted go going trim trims trimmed trimming scale scaled
+    scaling partial partials take took taking stopped sl stop stops s loss move moved moving raise raises
+    raised raising lower lowered lowering tighten tightened tightening trail trailed trailing adjust adjusted
+    adjusting update updates updated updating new be b breakeven break tp tps target targets close closing
+    closed exit exits exiting exited i'm im we're all get getting got cash cashed cashing out lock locked
+    locking long entry entries enter entering entered re reentry add adding added
+""".split())
+
+
+_HOLDER = r"(?:(?:the|my|our|all|remaining|rest\s+of|of|half|some|more)\s+){0,3}"
+VERBS = re.compile(
+    r"\b(?:(?P<cancel>cancel(?:led|ed|ling|ing|s)?|void(?:ed)?)"
+    r"|(?P<btc>buy(?:ing)?\s+to\s+close|cover(?:ing|ed)?)"
+    r"|(?P<bto>buy(?:ing)?\s+to\s+open|bto)"
+    r"|(?P<stc>sell(?:ing)?\s+to\s+close|stc)"
+    r"|(?P<sto>sell(?:ing)?\s+to\s+open|sto|(?:sell|selling|sold)\s+(?:Ω\s+)?short|short(?:ing|ed)"
+    r"|go(?:ing)?\s+short)"
+    r"|(?P<partial>trim(?:s|med|ming)?|scal(?:e|ed|ing)\s+out|partials?|(?:take|took|taking)\s+"
+    r"(?:some|half|\d+(?:\.\d+)?\s*%|a\s+(?:third|quarter))\s+off)"
+    r"|(?P<stopped>stopped(?:\s+out)?|(?:sl|stop(?:\s*loss)?)\s+(?:was\s+)?hit)"
+    r"|(?P<profit>(?:took|taking|take)\s+(?:some\s+)?profits?\b(?!\s*(?:\d|:|=|-|@|at\b|\(|targets?|levels?|zones?)))"
+    r"|(?P<modify>mov(?:e|ed|ing)\s+(?:my\s+|the\s+|our\s+|your\s+)?(?:stops?|sl|s/l|stop\s*loss|tps?|targets?)"
+    r"|mov(?:e|ed|ing)\s+(?:\w+\s+){0,2}?to\s+(?:breakeven|break[\s-]even|b/?e)"
+    r"|(?:stops?|sl|s/l|stop\s*loss)\s+(?:(?:moved|raised|lowered|adjusted|updated|trailed|is)\s+)?(?:now|to)"
+    r"|(?:stops?|sl|s/l|stop\s*loss)\s+(?:to\s+|at\s+|@\s*)?(?:be|b/e|breakeven|break[\s-]even)"
+    r"|(?:be|b/e|breakeven|break[\s-]even)\s+(?:stops?|sl)|(?:stops?|sl|s/l|stop\s*loss)\s+(?:to|at)\s+entry"
+    r"|(?:raise[sd]?|raising|lower(?:ed|ing)?|tighten(?:ed|ing)?|trail(?:ed|ing)?|adjust(?:ed|ing)?"
+    r"|update[sd]?|updating)\s+(?:my\s+|the\s+|your\s+|our\s+)?(?:stops?|sl|s/l|stop\s*loss|tps?|targets?)"
+    r"|new\s+(?:stops?|sl|s/l|stop\s*loss|tps?|targets?)"
+    r"|(?:tps?|targets?)\s+(?:(?:moved|raised|updated)\s+)?(?:now|to))"
+    r"|(?P<close>sold|close|closing|closed|exit(?:ing|ed|s)?|(?:i'm|im|we're|all)\s+out"
+    r"|(?:get|getting|got|cash(?:ed|ing)?)\s+out|out\s+of\s+" + _HOLDER + r"(?:Ω|trades?|positions?|it)"
+    r"|lock(?:ed|ing)?\s+in\s+(?:profits?|gains))"
+    r"|(?P<sell>sell(?:ing)?)"
+    r"|(?P<buy>buy(?:ing)?|bought)"
+    r"|(?P<long>long|going\s+long|go\s+long)"
+    r"|(?P<short>short)"
+    r"|(?P<weak>entry|entries|enter(?:ing|ed)?|re-?entry|add(?:ing|ed)?))\b"
+)
+# Noun uses that must not count as verbs: "the close", "daily close",
+# "long term", "short squeeze", "sell-off", "buy signal", "exit strategy".
+NOUN_USES = re.compile(
+    r"\b(?:the|a|at|on|after|until|till|pre|post|daily|weekly|monthly|hourly|candle|market|into|before|near|eod|by)"
+    r"\s+(?:close|closing)\b"
+    r"|\b(?:close[ds]?|closing)\s+(?:above|below|under|over|to|prices?|bell|thoughts|remarks|words)\b"
+    r"|\b(?:long|short)\s+(?:wicks?|candles?|covering)\b"
+    r"|\b(?:my|the|your|our|their|his|her|this|that)\s+(?:Ω\s+)?(?:long|short)\b"
+    r"|\b(?:long|short)[\s-](?:term|time|terms?|days?|weeks?|weekend|story|way|wait|run|haul|squeeze"
+    r"|interest|float|sellers?|list|position\s+in\s+general)\b|\b(?:as|so|how|in)\s+(?:long|short)\b"
+    r"|\bsell\s+(?:targets?|zones?|levels?|areas?)\b|\bsell[\s-]?offs?\b|\b(?:sold|selling)\s+off\b"
+    r"|\b(?:buy|sell)\s+(?:signals?|side|pressure|rating|wall|volume)\b"
+    r"|\bexit\s+(?:strategy|plan|point|liquidity)\b"
+)
+
+# "Cathie Wood bought TSLA", "Berkshire sold PARA": a named third party's
+# trade is news.  The trader's own messages start with the verb or with one
+# of these words ("Just bought", "We sold").
+_SUBJECT = re.compile(
+    r"(?:^|[.!\n,;:]\s*)((?:[A-Z][a-z]+\s+){1,3})(?:just\s+|also\s+|has\s+|have\s+)?"
+    r"(?:bought|sold|shorted|added|closed|exited|trimmed|covered|took|dumped|loaded)\b"
+)
+_OWN_LEAD = frozenset("""
+    Just Finally Also Officially Partially Fully Today Quick Update Alert Signal Trade Swing Scalp Options
+    Crypto Stocks Ok Okay Alright Done Boom We Have Has Already Now Then And Small Starter Long Short
+    Day Alerts Signals Entry Position Stock Futures Lotto Flash New Partial
+""".split())
+
+
+def third_party(orig: str) -> bool:
+    """True when a trade verb's subject is a capitalised name other than the author."""
+    for m in _SUBJECT.finditer(orig):
+        if any(word not in _OWN_LEAD for word in m.group(1).split()):
+            return True
+    return False
+
+
+_OPEN_LONG = {"bto", "buy", "long"}
+_OPEN_SHORT = {"sto", "short"}
+_STRONG_OPEN = {"bto", "buy", "sto"}
+_CLOSING = {"btc", "stc", "partial", "stopped", "profit", "close", "sell"}
+
+
+def verb_categories(work: str) -> set[str]:
+    """The categories of trading verbs in ``work`` (noun uses removed first).
+
+    Same result as ``VERBS.finditer`` but the big alternation is only tried
+    at words that can start a verb (:data:`VERB_LEADS`): every match starts
+    at such a word, and skipping the rest makes this ~2x faster.
+    """
+    if NOUN_USES.search(work):
+        work = NOUN_USES.sub(_spaces, work)
+    cats: set[str] = set()
+    end = 0
+    for word in _VETO_WORD.finditer(work):
+        start = word.start()
+        if start >= end and word.group() in VERB_LEADS:
+            m = VERBS.match(work, start)
+            if m and m.lastgroup:
+                cats.add(m.lastgroup)
+                end = m.end()
+    return cats
+
+
+def _spaces(m: re.Match[str]) -> str:
+    return " " * (m.end() - m.start())
+
+
+def classify_action(cats: set[str]) -> tuple[str, str | None] | None:
+    """``(action, side)`` from verb categories, or None when absent/contradictory.
+
+    * cancel wins ("cancel the AAPL buy order" names the order it cancels);
+    * a closing verb with a strong opening verb ("sold AMD, bought NVDA") is
+      ambiguous; with "long"/"short"/"entry" those are nouns ("closing my
+      TSLA short"), so it is a close;
+    * a stop/target move with a strong opening verb is an opening signal
+      whose stop happens to be phrased "SL to 180"; otherwise a modify;
+    * otherwise an opening verb opens: short words give ``sell``, long
+      words ``buy``, both together are ambiguous; "entry"/"adding" alone
+      default to ``buy`` as the contract says.
+    """
+    if "cancel" in cats:
+        return "cancel", None
+    if cats & _CLOSING:
+        if cats & _STRONG_OPEN:
+            return None
+        return "close", None
+    if "modify" in cats:
+        if not cats & _STRONG_OPEN:
+            return "modify", None
+    longs, shorts = bool(cats & _OPEN_LONG), bool(cats & _OPEN_SHORT)
+    if longs and shorts:
+        return None
+    if shorts:
+        return "open", "sell"
+    if longs or "weak" in cats:
+        return "open", "buy"
+    return None

@@ -1,0 +1,43 @@
+"""The scheduler's jobs, each a plain function of an engine.
+
+Each job is isolated: an exception is logged and the job runs again at its
+next tick; one failing job never stops the others.  Jobs import the parts
+they drive lazily so the scheduler starts even while a part is optional.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+
+from backend.reconcile.job import reconcile_job
+from backend.workers.heartbeat import beat
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Job:
+    name: str
+    seconds: int
+    run: Callable[[sa.Engine], object]
+
+
+def heartbeat_job(engine: sa.Engine) -> None:
+    beat(engine, "scheduler", {"jobs": [j.name for j in JOBS]})
+
+
+JOBS: list[Job] = [
+    Job("heartbeat", 15, heartbeat_job),
+    Job("reconcile", 300, reconcile_job),
+]
+
+
+def run_safely(job: Job, engine: sa.Engine) -> None:
+    try:
+        job.run(engine)
+    except Exception:  # isolation: log and keep the scheduler alive
+        log.exception("scheduled job %s failed", job.name)

@@ -1,0 +1,47 @@
+"""``python -m backend.workers.scheduler``: APScheduler jobs in their own process.
+
+Runs exactly once per deployment (never inside the web process, which may
+have many workers): analytics snapshots, reconciliation with brokers,
+lifting daily-loss halts, and in the embedded default a random walk of the
+paper broker's quotes so the demo moves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+
+from backend.config import get_settings
+from backend.db.session import get_engine
+from backend.logsetup import configure_logging
+from backend.workers.jobs import JOBS, run_safely
+
+log = logging.getLogger("backend.scheduler")
+
+
+async def main() -> None:
+    settings = get_settings()
+    configure_logging(settings)
+    engine = get_engine()
+    scheduler = AsyncIOScheduler(timezone="UTC")
+    for job in JOBS:
+        scheduler.add_job(run_safely, IntervalTrigger(seconds=job.seconds), args=[job, engine], id=job.name,
+                          max_instances=1, coalesce=True, next_run_time=None)
+        run_safely(job, engine)
+    scheduler.start()
+    log.info("scheduler started with jobs: %s", ", ".join(j.name for j in JOBS))
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    scheduler.shutdown(wait=False)
+    log.info("scheduler stopped")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

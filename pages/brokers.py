@@ -1,0 +1,75 @@
+"""Brokers: each account with its status, a connect form checked at the venue, disconnect."""
+
+from __future__ import annotations
+
+import reflex as rx
+
+from pages import routes
+from pages.components import data_table, error_callout, section, status_badge
+from pages.template import template
+from state.brokers import BROKER_CHOICES, BrokersState as S
+
+
+def account_row(a: dict) -> rx.Component:
+    return rx.table.row(
+        rx.table.row_header_cell(a["label"]),
+        rx.table.cell(a["broker"], rx.cond(a["exchange"] != "", " · " + a["exchange"], "")),
+        rx.table.cell(a["mode"]),
+        rx.table.cell(a["permissions"]),
+        rx.table.cell(status_badge(a["status"], a["status_text"]),
+                      rx.cond(a["status_message"] != "", rx.text(a["status_message"], size="1", color_scheme="gray"))),
+        rx.table.cell(rx.cond(a["connected"] == "True",
+                              rx.button("Disconnect", size="1", variant="soft", color_scheme="red",
+                                        on_click=S.disconnect(a["id"])))),
+    )
+
+
+def secret_input(f: dict) -> rx.Component:
+    return rx.vstack(rx.text(f["label"], size="2", weight="medium"),
+                     rx.input(type=f["type"], on_change=lambda v: S.set_secret(f["name"], v), width="100%",
+                              auto_complete="off"),
+                     spacing="1", width="100%")
+
+
+def connect_form() -> rx.Component:
+    return rx.card(rx.vstack(
+        rx.grid(
+            rx.vstack(rx.text("Broker", size="2", weight="medium"),
+                      rx.select.root(rx.select.trigger(width="100%", id="broker-kind"),
+                                     rx.select.content(*[rx.select.item(t, value=k) for k, t in BROKER_CHOICES]),
+                                     value=S.broker, on_change=S.set_broker), spacing="1", width="100%"),
+            rx.vstack(rx.text("Name", size="2", weight="medium"),
+                      rx.input(value=S.label, on_change=S.set_label, placeholder="e.g. Alpaca paper", width="100%",
+                               id="broker-label"), spacing="1", width="100%"),
+            rx.cond(S.broker == "ccxt",
+                    rx.vstack(rx.text("Exchange id", size="2", weight="medium"),
+                              rx.input(value=S.exchange_id, on_change=S.set_exchange_id, placeholder="binance, kraken…",
+                                       width="100%"), spacing="1", width="100%")),
+            rx.cond(S.broker == "paper",
+                    rx.vstack(rx.text("Starting cash", size="2", weight="medium"),
+                              rx.input(value=S.starting_cash, on_change=S.set_starting_cash, width="100%"),
+                              spacing="1", width="100%")),
+            rx.foreach(S.fields, secret_input),
+            columns="3", spacing="4", width="100%",
+        ),
+        rx.cond(S.broker != "paper",
+                rx.hstack(rx.switch(checked=S.live, on_change=S.set_live),
+                          rx.text("Live money (off: the venue's sandbox / paper environment)", size="2"),
+                          align="center", spacing="2")),
+        error_callout(S.field_error),
+        rx.button("Check and connect", on_click=S.connect, loading=S.connecting, id="broker-connect"),
+        rx.text("The keys are checked with one harmless read at the venue before anything is saved; "
+                "they are stored encrypted and never shown again.", size="1", color_scheme="gray"),
+        spacing="3", width="100%",
+    ), width="100%")
+
+
+@template(route=routes.TRADER_BROKERS, title="Brokers", on_load=S.load)
+def brokers_page() -> rx.Component:
+    return rx.vstack(
+        rx.cond(S.message != "", rx.callout(S.message, icon="check", color_scheme="green", width="100%")),
+        section("Accounts", data_table(["Name", "Broker", "Mode", "Permissions", "Status", ""], S.accounts,
+                                       account_row, empty="No broker account yet.", id="broker-accounts")),
+        section("Connect an account", connect_form()),
+        spacing="5", width="100%",
+    )

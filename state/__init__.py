@@ -1,0 +1,1 @@
+"""Reflex State classes: call backend services, hold what the pages show."""

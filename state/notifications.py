@@ -1,0 +1,119 @@
+"""Notifications: the member's inbox, paged on the server, live while the page is open.
+
+Everything the money path tells a member (fills, rejections with their
+reason, stale signals, a risk halt) lands here as well as in a Discord DM.
+A bus push about a new notification reloads the page (throttled with the
+portfolio refreshes, see state/live.py).  The DM switch is the same
+preference the bot's ``/dm`` command changes.
+"""
+
+from __future__ import annotations
+
+import reflex as rx
+
+from backend.db.session import session_scope
+from backend.errors import TradeExecutorError
+from backend.services import members
+from backend.services import notifications as inbox_service
+from state import format as fmt
+from state.auth import AuthState
+from state.live import LiveUpdates
+
+RED_WORDS = ("rejected", "failed", "halted", "error", "disconnected")
+AMBER_WORDS = ("stale", "partial", "reducing", "edited", "replace")
+# "off" (DMs turned off or no Discord link) says nothing worth showing on each card.
+DM_TEXT = {"sent": "sent as a Discord DM", "pending": "Discord DM on its way", "failed": "Discord DM failed"}
+
+
+def kind_tone(kind: str) -> str:
+    if any(w in kind for w in RED_WORDS):
+        return "red"
+    if any(w in kind for w in AMBER_WORDS):
+        return "amber"
+    if "filled" in kind:
+        return "green"
+    return "gray"
+
+
+def notification_row(n: inbox_service.NotificationView) -> dict[str, str]:
+    return {
+        "id": str(n.id), "kind": n.kind, "kind_text": fmt.humanize(n.kind), "tone": kind_tone(n.kind),
+        "title": n.title, "body": n.body, "when": fmt.when(n.created_at), "read": "yes" if n.read else "",
+        "dm": DM_TEXT.get(n.dm_status or "", ""),
+    }
+
+
+class NotificationsState(LiveUpdates, AuthState):
+    items: list[dict[str, str]] = []
+    unread: int = 0
+    total: int = 0
+    page: int = 0
+    has_more: bool = False
+    unread_only: bool = False
+    dm_enabled: bool = True
+    discord_linked: bool = False
+    error: str = ""
+
+    def _reload(self, page: int):
+        with session_scope() as session:
+            user = self._signed_in_user(session)
+            if user is None:
+                self.items = []
+                return self._to_login()
+            self._fill(session, user.id, page)
+        return None
+
+    def _fill(self, session, user_id: int, page: int) -> None:
+        box = inbox_service.inbox(session, user_id, unread_only=self.unread_only, page=page)
+        pref = inbox_service.dm_preference(session, user_id)
+        self.items = [notification_row(n) for n in box.items]
+        self.unread, self.total, self.page, self.has_more = box.unread, box.total, page, box.has_more
+        self.dm_enabled, self.discord_linked = pref.enabled, pref.discord_linked
+
+    def _live_refresh(self, session, user_id: int, orders: bool, portfolio: bool) -> None:
+        if portfolio or orders:
+            self._fill(session, user_id, self.page)
+
+    @rx.event
+    def load(self):
+        self.error = ""
+        return self._reload(0)
+
+    @rx.event
+    def next_page(self):
+        return self._reload(self.page + 1)
+
+    @rx.event
+    def previous_page(self):
+        return self._reload(max(self.page - 1, 0))
+
+    @rx.event
+    def set_unread_only(self, value: bool):
+        self.unread_only = bool(value)
+        return self._reload(0)
+
+    @rx.event
+    def mark_read(self, notification_id: str):
+        return self._change(lambda s, uid: inbox_service.mark_read(s, uid, int(notification_id)))
+
+    @rx.event
+    def mark_all_read(self):
+        return self._change(lambda s, uid: inbox_service.mark_all_read(s, uid))
+
+    @rx.event
+    def set_dm_enabled(self, value: bool):
+        return self._change(lambda s, uid: members.set_dm_enabled(s, uid, bool(value)))
+
+    def _change(self, action):
+        """Run a write for the signed-in user, then show the page again."""
+        with session_scope() as session:
+            user = self._signed_in_user(session)
+            if user is None:
+                return self._to_login()
+            try:
+                action(session, user.id)
+            except (TradeExecutorError, ValueError) as exc:
+                self.error = getattr(exc, "message", "That notification does not exist.")
+                return None
+        self.error = ""
+        return self._reload(self.page)

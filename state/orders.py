@@ -1,0 +1,171 @@
+"""Orders & trades: the signed-in user's full order history, filtered and paged on the server.
+
+Only one page (50 rows) lives in the browser's state; the filters are sent
+to ``backend.services.orders`` on each change, which scopes every query by
+the signed-in user's id.  The CSV export is built server-side from the same
+filter (capped at 10,000 rows) and handed to the browser with ``rx.download``.
+"""
+
+from __future__ import annotations
+
+import reflex as rx
+
+from backend.db.session import session_scope
+from backend.errors import TradeExecutorError
+from backend.services import orders as order_service
+from state import format as fmt
+from state.auth import AuthState
+from state.live import LiveUpdates
+
+STATUSES = ["new", "submitted", "partially_filled", "filled", "cancelled", "rejected", "expired", "failed"]
+ALL = "all"
+
+
+def order_row(r: dict) -> dict[str, str]:
+    return {"id": str(r["id"]), "created_at": fmt.when(r["created_at"]), "account": r["account"],
+            "source": r["source"] or "Manual", "symbol": r["symbol"], "side": r["side"].upper(),
+            "type": fmt.humanize(r["type"]), "quantity": fmt.quantity(r["quantity"]),
+            "filled": fmt.quantity(r["filled_quantity"]), "avg_fill_price": fmt.price(r["avg_fill_price"]),
+            "fees": fmt.money(r["fees"]), "status": r["status"], "status_text": fmt.humanize(r["status"]),
+            "leg": fmt.humanize(r["leg"]), "error": r["error"] or ""}
+
+
+class OrdersState(LiveUpdates, AuthState):
+    rows: list[dict[str, str]] = []
+    page: int = 0
+    has_more: bool = False
+    symbol: str = ""
+    status: str = ALL
+    source_id: str = ALL
+    date_from: str = ""
+    date_to: str = ""
+    sources: list[dict[str, str]] = []
+    error: str = ""
+    # The opened order's story.
+    story_open: bool = False
+    story_order: dict[str, str] = {}
+    story_signal: dict[str, str] = {}
+    story_decision: dict[str, str] = {}
+    story_reasons: list[str] = []
+    story_events: list[dict[str, str]] = []
+    story_fills: list[dict[str, str]] = []
+
+    def _filter(self) -> order_service.OrderFilter:
+        return order_service.OrderFilter(
+            symbol=self.symbol, status="" if self.status == ALL else self.status,
+            source_id=int(self.source_id) if self.source_id.isdigit() else None,
+            date_from=order_service.parse_day(self.date_from, "date_from"),
+            date_to=order_service.parse_day(self.date_to, "date_to"))
+
+    def _reload(self, page: int):
+        with session_scope() as session:
+            user = self._signed_in_user(session)
+            if user is None:
+                self.rows, self.has_more = [], False
+                return self._to_login()
+            try:
+                rows, more = order_service.list_orders(session, user.id, self._filter(), page=page)
+            except TradeExecutorError as exc:
+                self.error = exc.message
+                return None
+            self.sources = [{"id": str(i), "name": n} for i, n in order_service.followed_sources(session, user.id)]
+        self.error, self.page, self.has_more = "", page, more
+        self.rows = [order_row(r) for r in rows]
+        return None
+
+    @rx.event
+    def load(self):
+        return self._reload(0)
+
+    def _live_refresh(self, session, user_id: int, orders: bool, portfolio: bool) -> None:
+        """Bus push (state/live.py): an order changed, redraw the current page with the current filters."""
+        if orders:
+            self._reload(self.page)
+
+    @rx.event
+    def apply_filters(self):
+        return self._reload(0)
+
+    @rx.event
+    def clear_filters(self):
+        self.symbol, self.status, self.source_id, self.date_from, self.date_to = "", ALL, ALL, "", ""
+        return self._reload(0)
+
+    @rx.event
+    def next_page(self):
+        return self._reload(self.page + 1) if self.has_more else None
+
+    @rx.event
+    def previous_page(self):
+        return self._reload(max(self.page - 1, 0))
+
+    @rx.event
+    def set_symbol(self, value: str):
+        self.symbol = value
+
+    @rx.event
+    def set_status(self, value: str):
+        self.status = value
+        return self._reload(0)
+
+    @rx.event
+    def set_source(self, value: str):
+        self.source_id = value
+        return self._reload(0)
+
+    @rx.event
+    def set_date_from(self, value: str):
+        self.date_from = value
+
+    @rx.event
+    def set_date_to(self, value: str):
+        self.date_to = value
+
+    @rx.event
+    def export_csv(self):
+        with session_scope() as session:
+            user = self._signed_in_user(session)
+            if user is None:
+                return self._to_login()
+            try:
+                text = order_service.export_csv(session, user.id, self._filter())
+            except TradeExecutorError as exc:
+                self.error = exc.message
+                return None
+        return rx.download(data=text, filename="orders.csv")
+
+    @rx.event
+    def open_order(self, order_id: str):
+        with session_scope() as session:
+            user = self._signed_in_user(session)
+            if user is None:
+                return self._to_login()
+            try:
+                story = order_service.order_story(session, user.id, int(order_id))
+            except (TradeExecutorError, ValueError) as exc:
+                self.error = getattr(exc, "message", "That order does not exist.")
+                self.story_open = False
+                return None
+        self._show_story(story)
+        return None
+
+    @rx.event
+    def close_story(self):
+        self.story_open = False
+
+    def _show_story(self, story: dict) -> None:
+        self.story_order = order_row(story["order"])
+        self.story_order["total_fees"] = fmt.money(story["total_fees"])
+        sig = story["signal"]
+        self.story_signal = {} if sig is None else {
+            "raw_text": sig["raw_text"], "status": fmt.humanize(sig["status"]), "reason": sig["reason"] or "",
+            "source": sig["source"] or "", "provider": sig["provider"] or "", "received_at": fmt.when(sig["received_at"])}
+        dec = story["decision"]
+        self.story_decision = {} if dec is None else {
+            "verdict": "Approved" if dec["approved"] else "Denied", "quantity": fmt.quantity(dec["quantity"])}
+        self.story_reasons = [] if dec is None else list(dec["reasons"])
+        self.story_events = [{"at": fmt.when(e["at"]), "from": fmt.humanize(e["from"]), "to": fmt.humanize(e["to"]),
+                              "message": e["message"] or ""} for e in story["events"]]
+        self.story_fills = [{"at": fmt.when(f["at"]), "quantity": fmt.quantity(f["quantity"]),
+                             "price": fmt.price(f["price"]), "fee": fmt.money(f["fee"])} for f in story["fills"]]
+        self.story_open = True

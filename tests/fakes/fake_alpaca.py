@@ -1,0 +1,301 @@
+"""A loopback Alpaca trading API (``/v2/...``) and market data API for alpaca-py's real clients.
+
+Speaks the wire format of https://docs.alpaca.markets/reference: JSON
+bodies, decimals as strings, ``{"code", "message"}`` errors with the HTTP
+status Alpaca uses, ``APCA-API-KEY-ID`` / ``APCA-API-SECRET-KEY`` headers.
+Payload shapes come from ``tests/fixtures/alpaca/``; state lives in a
+:class:`VenueBook`.
+
+Steering: ``faults`` is a queue of one-shot faults applied to the next
+request ("rate_limited", "forbidden", "server_error", "timeout"); ``market_open`` False
+makes option market orders fail the way Alpaca reports it; ``account_overrides``
+patches the account payload (``{"trading_blocked": True}``).
+
+Bracket legs are made as Alpaca makes them: ids and client ids of Alpaca's
+own, the entry's ``order_class``, listed flat unless ``nested=true`` (also on
+``GET /v2/orders/{id}``); ``POST`` and the by-client-id lookup show them nested.
+
+Market data (the SDK's data clients on the same host, as a proxy would serve
+them): ``/v2/stocks/{trades,quotes}/latest`` and
+``/v1beta1/options/{trades,quotes}/latest`` answer at the book's price (the
+quote's bid/ask straddle it); symbols in ``no_trades`` / ``no_quotes`` have
+none, unknown symbols are left out of the answer as Alpaca does, and a
+malformed one is a 400 "invalid symbol".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import uuid
+from decimal import Decimal
+
+from aiohttp import web
+
+from fakes.loopback import fmt, load_fixture
+from fakes.venue_book import BookOrder, BookReject, SymbolRule, VenueBook
+
+OCC_OPTION = re.compile(r"^[A-Z]{1,6}\d{6}[CP]\d{8}$")
+STATUS = {"open": "new", "cancelled": "canceled"}
+
+
+def _iso(dt) -> str | None:
+    return dt.isoformat().replace("+00:00", "Z") if dt else None
+
+
+class FakeAlpaca:
+    def __init__(self, *, api_key: str = "PKTESTKEY", api_secret: str = "test-secret", book: VenueBook | None = None):
+        self.api_key = api_key
+        self.api_secret = api_secret
+        self.book = book or VenueBook(
+            {"AAPL": Decimal("190.12"), "SPY": Decimal("530.5"), "AAPL250620C00200000": Decimal("3.10")},
+            cash=Decimal("100000"),
+            rules={"AAPL": SymbolRule(min_quantity=Decimal("0.0001")), "SPY": SymbolRule(min_quantity=Decimal("0.0001"))},
+            id_factory=lambda: str(uuid.uuid4()),
+        )
+        self.errors = load_fixture("alpaca", "errors.json")
+        self.faults: list[str] = []
+        self.delay_seconds = 3.0
+        self.market_open = True
+        self.account_overrides: dict = {}
+        self.no_trades: set[str] = set()
+        self.no_quotes: set[str] = set()
+        self.requests: list[tuple[str, str, dict]] = []
+
+    # --- plumbing ------------------------------------------------------------
+    def error(self, kind: str, **fields) -> web.Response:
+        spec = self.errors[kind]
+        body = json.loads(json.dumps(spec["body"]).replace("{symbol}", fields.get("symbol", "")).replace(
+            "{minimum}", fields.get("minimum", "")))
+        return web.json_response(body, status=spec["status"])
+
+    @web.middleware
+    async def _middleware(self, request: web.Request, handler):
+        body = await request.json() if request.can_read_body else {}
+        self.requests.append((request.method, request.path, body or dict(request.query)))
+        if request.headers.get("APCA-API-KEY-ID") != self.api_key or request.headers.get(
+            "APCA-API-SECRET-KEY"
+        ) != self.api_secret:
+            return self.error("unauthorized")
+        if self.faults:
+            fault = self.faults.pop(0)
+            if fault == "timeout":
+                await asyncio.sleep(self.delay_seconds)
+            elif fault in ("rate_limited", "forbidden"):
+                return self.error(fault)
+            elif fault == "server_error":
+                return web.json_response({"code": 50010000, "message": "internal server error"}, status=500)
+        try:
+            return await handler(request)
+        except BookReject as reject:
+            if reject.kind == "not_found":
+                return self.error("order_not_found")
+            if reject.kind == "too_small":
+                rule = self.book.rules.get(body.get("symbol", ""), SymbolRule())
+                return self.error("too_small", minimum=fmt(rule.min_quantity))
+            return self.error(reject.kind, symbol=body.get("symbol", ""))
+
+    def app(self) -> web.Application:
+        app = web.Application(middlewares=[self._middleware])
+        r = app.router
+        r.add_get("/v2/account", self.get_account)
+        r.add_get("/v2/clock", self.get_clock)
+        r.add_get("/v2/assets/{symbol}", self.get_asset)
+        r.add_post("/v2/orders", self.post_order)
+        r.add_get("/v2/orders", self.list_orders)
+        r.add_get("/v2/orders:by_client_order_id", self.get_by_client_id)
+        r.add_get("/v2/orders/{order_id}", self.get_order)
+        r.add_patch("/v2/orders/{order_id}", self.replace_order)
+        r.add_delete("/v2/orders/{order_id}", self.cancel_order)
+        r.add_get("/v2/positions", self.list_positions)
+        r.add_get("/v2/account/activities/FILL", self.list_fills)
+        r.add_get("/v2/stocks/{kind:trades|quotes}/latest", self.latest)
+        r.add_get("/v1beta1/options/{kind:trades|quotes}/latest", self.latest)
+        return app
+
+    # --- rendering -----------------------------------------------------------
+    def render_order(self, o: BookOrder, nested: bool = True) -> dict:
+        d = load_fixture("alpaca", "order.json")
+        is_option = bool(OCC_OPTION.match(o.symbol))
+        d.update(
+            id=o.order_id, client_order_id=o.client_id, symbol=o.symbol,
+            asset_class="us_option" if is_option else "us_equity",
+            created_at=_iso(o.created_at), updated_at=_iso(o.updated_at), submitted_at=_iso(o.created_at),
+            filled_at=_iso(o.fills[-1].at) if o.status == "filled" else None,
+            canceled_at=_iso(o.updated_at) if o.status == "cancelled" else None,
+            qty=fmt(o.quantity), filled_qty=fmt(o.filled), filled_avg_price=fmt(o.avg_price),
+            order_class="" if o.order_class == "simple" else o.order_class,
+            order_type=o.order_type, type=o.order_type, side=o.side, time_in_force=o.time_in_force,
+            limit_price=fmt(o.limit_price), stop_price=fmt(o.stop_price),
+            status=STATUS.get(o.status, o.status),
+            replaced_by=o.replaced_by, replaces=o.replaces,
+            legs=[self.render_order(leg, nested) for leg in o.legs] if (nested and o.legs) else None,
+        )
+        return d
+
+    # --- handlers ------------------------------------------------------------
+    async def get_account(self, request):
+        d = load_fixture("alpaca", "account.json")
+        market_value = sum((q * self.book.prices[s] for s, (q, _) in self.book.positions.items()), Decimal("0"))
+        equity = self.book.cash + market_value
+        d.update(cash=fmt(self.book.cash), equity=fmt(equity), portfolio_value=fmt(equity),
+                 buying_power=fmt(self.book.cash * 2), non_marginable_buying_power=fmt(self.book.cash))
+        d.update(self.account_overrides)
+        return web.json_response(d)
+
+    async def latest(self, request):
+        """Latest trade or quote per symbol: ``{"trades": {SYM: {...}}}`` / ``{"quotes": {SYM: {...}}}``."""
+        kind = request.match_info["kind"]
+        option = request.path.startswith("/v1beta1/")
+        missing = self.no_trades if kind == "trades" else self.no_quotes
+        out = {}
+        for symbol in request.query.get("symbols", "").split(","):
+            if not re.fullmatch(r"[A-Z0-9.]{1,21}", symbol):
+                return self.error("invalid_symbol_data", symbol=symbol)
+            price = self.book.prices.get(symbol)
+            if price is None or symbol in missing:
+                continue
+            entry = load_fixture("alpaca", "market_data.json")[f"{'option' if option else 'stock'}_{kind[:-1]}"]
+            if kind == "trades":
+                entry["p"] = float(price)
+            else:
+                half = Decimal("0.05") if option else Decimal("0.01")
+                entry["bp"], entry["ap"] = float(price - half), float(price + half)
+            out[symbol] = entry
+        return web.json_response({kind: out})
+
+    async def get_clock(self, request):
+        d = load_fixture("alpaca", "clock_closed.json")
+        d["is_open"] = self.market_open
+        return web.json_response(d)
+
+    async def get_asset(self, request):
+        symbol = request.match_info["symbol"]
+        if symbol not in self.book.prices:
+            return self.error("asset_not_found", symbol=symbol)
+        d = load_fixture("alpaca", "asset_AAPL.json")
+        d.update(symbol=symbol, id=str(uuid.uuid5(uuid.NAMESPACE_URL, symbol)))
+        return web.json_response(d)
+
+    async def post_order(self, request):
+        b = await request.json()
+        symbol = b["symbol"]
+        if OCC_OPTION.match(symbol) and not self.market_open and b.get("type") == "market":
+            return self.error("market_closed")
+        order = self._book_order(b, b.get("client_order_id") or str(uuid.uuid4()))
+        legs = []
+        if b.get("order_class") in ("bracket", "oto", "oco"):
+            order.order_class = b["order_class"]
+            exit_side = "sell" if b["side"] == "buy" else "buy"
+            if b.get("take_profit"):
+                legs.append(BookOrder(self.book.new_order_id(), str(uuid.uuid4()), symbol, exit_side, "limit",
+                                      order.quantity, limit_price=Decimal(str(b["take_profit"]["limit_price"])),
+                                      time_in_force=order.time_in_force, order_class=order.order_class))
+            if b.get("stop_loss"):
+                legs.append(BookOrder(self.book.new_order_id(), str(uuid.uuid4()), symbol, exit_side, "stop",
+                                      order.quantity, stop_price=Decimal(str(b["stop_loss"]["stop_price"])),
+                                      time_in_force=order.time_in_force, order_class=order.order_class))
+        self.book.submit(order, legs=legs)
+        return web.json_response(self.render_order(order))
+
+    def _book_order(self, b: dict, client_id: str) -> BookOrder:
+        def dec(key):
+            return Decimal(str(b[key])) if b.get(key) is not None else None
+
+        return BookOrder(self.book.new_order_id(), client_id, b["symbol"], b["side"], b["type"], dec("qty"),
+                         limit_price=dec("limit_price"), stop_price=dec("stop_price"),
+                         time_in_force=b.get("time_in_force", "day"))
+
+    async def list_orders(self, request):
+        q = request.query
+        status = q.get("status", "open")
+        orders = list(self.book.orders.values())
+        nested = q.get("nested", "false").lower() == "true"
+        if nested:
+            orders = [o for o in orders if o.parent_id is None]
+        if status == "open":
+            orders = [o for o in orders if o.is_open]
+        elif status == "closed":
+            orders = [o for o in orders if not o.is_open]
+        if "after" in q:
+            from datetime import datetime
+
+            after = datetime.fromisoformat(q["after"].replace("Z", "+00:00"))
+            orders = [o for o in orders if o.created_at > after or o.updated_at > after]
+        limit = int(q.get("limit", 50))
+        return web.json_response([self.render_order(o, nested) for o in orders[:limit]])
+
+    async def get_by_client_id(self, request):
+        order = self.book.by_client_id(request.query.get("client_order_id", ""))
+        if order is None:
+            return self.error("order_not_found")
+        return web.json_response(self.render_order(order))
+
+    async def get_order(self, request):
+        nested = request.query.get("nested", "false").lower() == "true"
+        return web.json_response(self.render_order(self.book.get(request.match_info["order_id"]), nested))
+
+    async def cancel_order(self, request):
+        order = self.book.get(request.match_info["order_id"])
+        if not order.is_open:
+            return self.error("not_cancelable")
+        self.book.cancel(order.order_id)
+        return web.Response(status=204)
+
+    async def replace_order(self, request):
+        old = self.book.get(request.match_info["order_id"])
+        if not old.is_open:
+            return self.error("not_cancelable")
+        b = await request.json()
+        new = BookOrder(
+            self.book.new_order_id(), b.get("client_order_id") or str(uuid.uuid4()), old.symbol, old.side,
+            old.order_type, Decimal(str(b["qty"])) if b.get("qty") else old.quantity,
+            limit_price=Decimal(str(b["limit_price"])) if b.get("limit_price") else old.limit_price,
+            stop_price=Decimal(str(b["stop_price"])) if b.get("stop_price") else old.stop_price,
+            time_in_force=b.get("time_in_force") or old.time_in_force, replaces=old.order_id,
+            order_class=old.order_class,
+        )
+        was_held = old.status == "held"
+        old.status, old.replaced_by = "replaced", new.order_id
+        self.book.next_fill = "none"
+        self.book.submit(new)
+        if old.parent_id:  # a replaced bracket leg stays a leg of its entry
+            parent = self.book.get(old.parent_id)
+            new.parent_id, parent.legs = parent.order_id, [new if leg is old else leg for leg in parent.legs]
+            new.status = "held" if was_held else new.status
+        return web.json_response(self.render_order(new))
+
+    async def list_positions(self, request):
+        out = []
+        for symbol, (qty, avg) in self.book.positions.items():
+            d = load_fixture("alpaca", "position.json")
+            price = self.book.prices[symbol]
+            d.update(symbol=symbol, qty=fmt(qty), qty_available=fmt(qty), avg_entry_price=fmt(avg),
+                     side="long" if qty > 0 else "short", current_price=fmt(price),
+                     market_value=fmt(qty * price), cost_basis=fmt(qty * avg))
+            out.append(d)
+        return web.json_response(out)
+
+    async def list_fills(self, request):
+        from datetime import datetime, timezone
+
+        q = request.query
+        after = datetime.fromisoformat(q["after"].replace("Z", "+00:00")) if "after" in q else None
+        fills = self.book.fills_since(after or datetime(1970, 1, 1, tzinfo=timezone.utc))
+        page_size = int(q.get("page_size", 100))
+        token = q.get("page_token")
+        if token:
+            ids = [f.fill_id for f in fills]
+            fills = fills[ids.index(token) + 1:] if token in ids else []
+        out = []
+        for f in fills[:page_size]:
+            order = self.book.get(f.order_id)
+            d = load_fixture("alpaca", "fill_activity.json")
+            d.update(id=f.fill_id, transaction_time=_iso(f.at), price=fmt(f.price), qty=fmt(f.quantity),
+                     side=order.side, symbol=order.symbol, leaves_qty=fmt(order.remaining),
+                     order_id=order.order_id, cum_qty=fmt(order.filled),
+                     type="fill" if order.status == "filled" else "partial_fill",
+                     order_status=STATUS.get(order.status, order.status))
+            out.append(d)
+        return web.json_response(out)

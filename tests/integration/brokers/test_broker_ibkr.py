@@ -1,0 +1,278 @@
+"""IbkrAdapter with the real ib_async client against a loopback IB Gateway (TWS API socket protocol).
+
+End-to-end over the socket: connecting, orders and their status, fills,
+refusals and the gateway dropping or losing its IBKR session.  Orders that
+a NEW connection learns about through ``openOrder``/``completedOrder``
+messages (which the fake does not encode) are tested at ib_async's own
+seam: the wrapper callbacks those messages are decoded into.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import date, timedelta
+from decimal import Decimal
+
+import pytest
+from ib_async import LimitOrder, MarketOrder, OrderState, Stock, Trade
+from ib_async.order import OrderStatus, TradeLogEntry
+
+from backend.brokers import registry
+from backend.brokers.base import BracketSpec, OrderRequest
+from backend.brokers.errors_map import translate_ib_rejection
+from backend.brokers.ibkr import IbkrAdapter
+from backend.db.types import utcnow
+from backend.errors import (
+    BrokerDisconnected,
+    InsufficientFunds,
+    InvalidSymbol,
+    MarketClosed,
+    OrderNotFound,
+    OrderRejected,
+    RateLimited,
+    ValidationError,
+)
+from fakes.fake_ibkr import FakeIbGateway
+
+
+def build(gateway: FakeIbGateway, client_id: int = 7, **kw) -> IbkrAdapter:
+    return IbkrAdapter(credentials={"host": "127.0.0.1", "port": gateway.port, "client_id": client_id,
+                                    "account": gateway.account}, timeout=3, ack_timeout=2,
+                       requests_per_minute=100_000, **kw)
+
+
+@pytest.fixture
+async def ib():
+    gateway = FakeIbGateway()
+    await gateway.start()
+    adapter = build(gateway)
+    yield gateway, adapter
+    await adapter.close()
+    await gateway.stop()
+
+
+def req(cid: str = "ib-1", **kw) -> OrderRequest:
+    base = dict(client_order_id=cid, symbol="AAPL", side="buy", quantity=Decimal("10"))
+    base.update(kw)
+    return OrderRequest(**base)
+
+
+def placed(gateway: FakeIbGateway) -> list[list[str]]:
+    return [f for f in gateway.received if f[0] == "3"]
+
+
+async def test_connect_validates_the_account_and_reports_connected(ib):
+    gateway, adapter = ib
+    assert adapter.status()[0] == "disconnected"
+    info = await adapter.validate()
+    assert (info.account_id, info.cash, info.equity) == ("DU1234567", Decimal("100000"), Decimal("100000"))
+    assert adapter.status()[0] == "connected"
+    start_api = next(f for f in gateway.received if f[0] == "71")
+    assert start_api[2] == "7"  # our client id
+
+
+async def test_market_order_is_filled_through_order_status_messages(ib):
+    gateway, adapter = ib
+    snap = await adapter.place_order(req("mkt-1"))
+    assert (snap.client_order_id, snap.status, snap.filled_quantity, snap.avg_fill_price) == (
+        "mkt-1", "filled", Decimal("10"), Decimal("190.12"))
+    [fill] = snap.fills
+    assert fill.fee == Decimal("1") and fill.filled_at.tzinfo is not None
+    wire = placed(gateway)[-1]
+    assert (wire[3], wire[16], wire[17], wire[18], wire[26]) == ("AAPL", "BUY", "10.0", "MKT", "mkt-1")
+    [pos] = await adapter.positions()
+    assert (pos.symbol, pos.quantity, pos.avg_price) == ("AAPL", Decimal("10"), Decimal("190.12"))
+
+
+async def test_limit_order_rests_and_is_cancelled(ib):
+    gateway, adapter = ib
+    snap = await adapter.place_order(req("lmt-1", order_type="limit", limit_price=Decimal("150")))
+    assert snap.status == "submitted"
+    assert [o.client_order_id for o in await adapter.open_orders()] == ["lmt-1"]
+    cancelled = await adapter.cancel_order("lmt-1")
+    assert cancelled.status == "cancelled" and cancelled.reject_reason is None
+    assert await adapter.open_orders() == []
+
+
+async def test_partial_fill(ib):
+    gateway, adapter = ib
+    gateway.next_fill = "partial"
+    snap = await adapter.place_order(req("part-1"))
+    assert snap.status == "partially_filled" and snap.filled_quantity == Decimal("5")
+
+
+async def test_same_reference_returns_the_existing_order(ib):
+    gateway, adapter = ib
+    first = await adapter.place_order(req("idem-1"))
+    again = await adapter.place_order(req("idem-1"))
+    assert again.broker_order_id == first.broker_order_id and len(placed(gateway)) == 1
+
+
+async def test_bracket_is_native_with_one_take_profit(ib):
+    gateway, adapter = ib
+    bracket = BracketSpec(stop_loss=Decimal("180"), take_profits=((Decimal("200"), Decimal("10")),))
+    snap = await adapter.place_order(req("br-1", bracket=bracket))
+    parent, tp, sl = placed(gateway)[-3:]
+    assert (parent[27], tp[27], sl[27]) == ("0", "0", "1")  # transmit only with the last leg
+    assert tp[28] == sl[28] == parent[1] == snap.broker_order_id
+    assert (tp[18], tp[19], sl[18], sl[20]) == ("LMT", "200.0", "STP", "180.0")
+    legs = {o.client_order_id: o.status for o in await adapter.open_orders()}
+    assert legs == {"br-1-tp1": "submitted", "br-1-sl": "submitted"}  # the engine's names for the legs
+    ladder = BracketSpec(take_profits=((Decimal("200"), Decimal("5")), (Decimal("210"), Decimal("5"))))
+    with pytest.raises(ValidationError):
+        await adapter.place_order(req("br-2", bracket=ladder))
+
+
+async def test_oco_group_becomes_an_ib_oca_group(ib):
+    gateway, adapter = ib
+    await adapter.place_order(req("oca-1", side="sell", order_type="limit", limit_price=Decimal("250"), oco_group="g1"))
+    assert placed(gateway)[-1][22] == "g1"
+
+
+async def test_replace_moves_the_limit(ib):
+    gateway, adapter = ib
+    first = await adapter.place_order(req("rep-1", order_type="limit", limit_price=Decimal("150")))
+    await adapter.replace_order("rep-1", limit_price=Decimal("155"))
+    assert gateway.orders[int(first.broker_order_id)].limit_price == Decimal("155")
+
+
+@pytest.mark.parametrize("kw, error", [
+    (dict(quantity=Decimal("100000")), InsufficientFunds),
+    (dict(symbol="ZZZZ"), InvalidSymbol),
+    (dict(quantity=Decimal("1.5")), ValidationError),
+])
+async def test_refusals_are_translated(ib, kw, error):
+    _, adapter = ib
+    with pytest.raises(error):
+        await adapter.place_order(req("bad-1", **kw))
+
+
+async def test_unknown_order_asks_the_gateway_then_says_not_found(ib):
+    gateway, adapter = ib
+    with pytest.raises(OrderNotFound):
+        await adapter.order_status("nope")
+    assert {"16", "99"} <= {f[0] for f in gateway.received}
+
+
+async def test_instrument_from_contract_details(ib):
+    _, adapter = ib
+    info = await adapter.instrument("AAPL")
+    assert (info.price_tick, info.min_quantity, info.fractional) == (Decimal("0.01"), Decimal("1"), False)
+
+
+async def test_fills_since_after_a_restart_come_from_the_gateway_executions(ib):
+    gateway, adapter = ib
+    start = utcnow() - timedelta(seconds=2)
+    await adapter.place_order(req("r-1"))
+    gateway.next_fill = "partial"
+    await adapter.place_order(req("r-2", quantity=Decimal("4")))
+    await adapter.close()
+    fresh = build(gateway, client_id=8)
+    fills = await fresh.fills_since(start)
+    assert [(cid, f.quantity, f.price, f.fee) for cid, f in fills] == [
+        ("r-1", Decimal("10"), Decimal("190.12"), Decimal("1")), ("r-2", Decimal("2"), Decimal("190.12"), Decimal("1"))]
+    await fresh.close()
+
+
+async def test_gateway_losing_ibkr_is_logged_out_and_calls_raise_disconnected(ib):
+    gateway, adapter = ib
+    await adapter.validate()
+    await gateway.push_error(1100, "Connectivity between IB and Trader Workstation has been lost.")
+    state, message = adapter.status()
+    assert state == "logged_out" and "1100" in message
+    sent = len(gateway.received)
+    with pytest.raises(BrokerDisconnected) as err:
+        await adapter.place_order(req("lo-1"))
+    assert err.value.retryable and len(gateway.received) == sent
+    await gateway.push_error(1102, "Connectivity between IB and Trader Workstation has been restored - data maintained.")
+    assert adapter.status()[0] == "connected"
+    await gateway.push_error(2110, "Connectivity between Trader Workstation and server is broken.")
+    assert adapter.status()[0] == "logged_out"
+
+
+async def test_dropped_socket_is_detected_and_the_next_call_reconnects(ib):
+    gateway, adapter = ib
+    await adapter.validate()
+    await gateway.drop_clients()
+    assert adapter.status()[0] == "disconnected"
+    await adapter.validate()
+    assert adapter.status()[0] == "connected"
+    await gateway.push_error(1300, "TWS socket port has been reset and this connection is being dropped.")
+    assert adapter.status()[0] == "disconnected"
+
+
+async def test_gateway_down_is_broker_disconnected(ib):
+    gateway, adapter = ib
+    await adapter.validate()
+    await gateway.stop()
+    await asyncio.sleep(0.05)
+    assert adapter.status()[0] == "disconnected"
+    with pytest.raises(BrokerDisconnected) as err:
+        await adapter.account()
+    assert err.value.retryable and "IB Gateway" in str(err.value)
+
+
+async def test_registry_builds_it_from_base_url(ib):
+    gateway, _ = ib
+    built = registry.build("ibkr", credentials={"client_id": 9, "account": gateway.account}, live=False,
+                           base_url=f"tcp://127.0.0.1:{gateway.port}", engine=None, broker_account_id=1)
+    assert isinstance(built, IbkrAdapter) and (await built.account()).account_id == gateway.account
+    await built.close()
+
+
+# --- seams: what the socket fake does not encode ------------------------------------------------
+async def test_orders_of_an_earlier_session_are_found_through_open_and_completed_order_callbacks(ib):
+    """A new connection learns earlier orders from openOrder/completedOrder; feed the wrapper as the decoder would."""
+    gateway, adapter = ib
+    contract = Stock("AAPL", "SMART", "USD", conId=265598)
+    resting = LimitOrder("BUY", 5, 150.0, orderId=41, clientId=3, permId=777001, orderRef="old-open")
+    done = MarketOrder("SELL", 2, orderId=40, clientId=3, permId=777000, orderRef="old-done")
+    # message 5 at startup, message 101 in answer to reqCompletedOrders (99)
+    gateway.hooks[5] = lambda: adapter._ib.wrapper.openOrder(41, contract, resting, OrderState(status="Submitted"))
+    gateway.hooks[99] = lambda: adapter._ib.wrapper.completedOrder(contract, done, OrderState(status="Filled"))
+    await adapter.validate()
+    assert [(o.client_order_id, o.status) for o in await adapter.open_orders()] == [("old-open", "submitted")]
+    assert (await adapter.order_status("old-done")).status == "filled"
+    assert (await adapter.order_status("old-open")).broker_order_id == "41"
+
+
+def test_a_cancel_caused_by_a_gateway_error_reads_as_rejected_with_the_reason():
+    adapter = IbkrAdapter(credentials={"port": 1})
+    trade = Trade(Stock("AAPL", "SMART", "USD"), MarketOrder("BUY", 1, orderId=5, orderRef="rj-1"),
+                  OrderStatus(orderId=5, status="Cancelled"), [],
+                  [TradeLogEntry(utcnow(), "PendingSubmit"),
+                   TradeLogEntry(utcnow(), "Cancelled", "Error 201: Order rejected - reason:No trading permissions", 201)])
+    snap = adapter._snapshot(trade)
+    assert snap.status == "rejected" and "201" in snap.reject_reason
+    user_cancel = Trade(Stock("AAPL", "SMART", "USD"), MarketOrder("BUY", 1, orderId=6, orderRef="uc-1"),
+                        OrderStatus(orderId=6, status="Cancelled"), [],
+                        [TradeLogEntry(utcnow(), "Cancelled", "Error 202: Order Canceled - reason:", 202)])
+    assert adapter._snapshot(user_cancel).status == "cancelled"
+
+
+@pytest.mark.parametrize("code, text, error", [
+    (200, "No security definition has been found for the request", InvalidSymbol),
+    (201, "Order rejected - reason:YOUR ORDER IS NOT ACCEPTED ... EQUITY WITH LOAN VALUE", InsufficientFunds),
+    (201, "Order rejected - reason:The order cannot be placed outside of regular trading hours", MarketClosed),
+    (100, "Max rate of messages per second has been exceeded", RateLimited),
+    (201, "Order rejected - reason:No trading permissions", OrderRejected),
+])
+def test_gateway_refusals_map_to_the_error_tree(code, text, error):
+    assert type(translate_ib_rejection(code, text)) is error
+
+
+def test_option_contracts_need_expiry_strike_and_right():
+    adapter = IbkrAdapter(credentials={"port": 1})
+    option = adapter._contract("AAPL", "option", req(asset_class="option", option_right="call", strike=Decimal("200"),
+                                                     expiry=date(2025, 6, 20)))
+    assert (option.secType, option.lastTradeDateOrContractMonth, option.strike, option.right) == (
+        "OPT", "20250620", 200.0, "C")
+    with pytest.raises(ValidationError):
+        adapter._contract("AAPL", "option", req(asset_class="option"))
+
+
+def test_ibkr_capabilities_and_rate():
+    caps = IbkrAdapter.capabilities
+    assert caps.native_brackets and caps.native_oco and caps.replace_order and not caps.fractional
+    assert caps.max_requests_per_minute == 1500  # half of IB's 50 messages per second
+    assert IbkrAdapter.max_bracket_take_profits == 1

@@ -1,0 +1,117 @@
+"""Live updates: a bus event makes the open page's state reload from the database."""
+
+from __future__ import annotations
+
+import asyncio
+from types import MethodType
+
+import pytest
+from sqlmodel import Session, select
+
+from backend.db.models import User
+from backend.events import InProcessBus, set_bus, user_topic
+from backend.services import auth
+from backend.services.demo_seed import seed_demo
+from state import live
+from state.trader import TraderOverviewState
+
+
+class Proxy:
+    """Stands in for Reflex's StateProxy (our seam): ``async with self`` and methods bound to the proxy."""
+
+    def __init__(self, state):
+        object.__setattr__(self, "_state", state)
+
+    def __getattr__(self, name):
+        value = getattr(self._state, name)
+        if isinstance(value, MethodType):
+            return MethodType(value.__func__, self)
+        return value
+
+    def __setattr__(self, name, value):
+        setattr(self._state, name, value)
+
+    async def __aenter__(self):
+        return self
+
+    async def __aexit__(self, *exc):
+        return False
+
+
+@pytest.fixture
+def bus(monkeypatch):
+    # Another test may have built the app; no websocket holds "token" here, so say the client is connected.
+    monkeypatch.setattr(live, "client_connected", lambda token: True)
+    b = InProcessBus()
+    set_bus(b)
+    yield b
+    set_bus(None)
+
+
+async def wait_for(check, timeout=3.0):
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not check():
+        assert asyncio.get_running_loop().time() < deadline, "state did not reload"
+        await asyncio.sleep(0.01)
+
+
+async def test_bus_events_reload_the_overview(engine, settings_env, bus):
+    settings_env(DATABASE_URL=engine.url.render_as_string(hide_password=False))
+    seed_demo(engine)
+    with Session(engine) as s:
+        alex_id = s.exec(select(User.id).where(User.username == "alex")).one()
+        state = TraderOverviewState()
+        state.session_token = auth.create_session(s, alex_id)
+        s.commit()
+    state.load()
+    assert state.latest_orders and state.equity != "stale"
+    task = asyncio.create_task(TraderOverviewState._live_loop(Proxy(state), alex_id, "token", ""))
+    await asyncio.sleep(0.05)  # subscribed
+    state.latest_orders = []
+    bus.publish(user_topic(alex_id), {"type": "order.updated", "order_id": 1})
+    await wait_for(lambda: state.latest_orders != [])
+    state.equity = "stale"
+    bus.publish(user_topic(alex_id), {"type": "position.updated"})
+    await wait_for(lambda: state.equity != "stale")
+    # Another user's events never reach this page.
+    state.equity = "stale"
+    bus.publish(user_topic(alex_id + 1000), {"type": "position.updated"})
+    await asyncio.sleep(1.2)
+    assert state.equity == "stale"
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert state._live_seen == 0.0  # the guard is released when the task ends
+
+
+async def test_portfolio_refresh_is_throttled_to_one_per_second(monkeypatch, bus):
+    calls: list[tuple[bool, bool]] = []
+
+    class Fake:
+        _live_seen = 0.0
+        router = type("R", (), {"url": type("U", (), {"path": ""})()})()
+
+        def _live_apply(self, orders, portfolio):
+            calls.append((orders, portfolio))
+            return True
+
+    fake = Proxy(Fake())
+    task = asyncio.create_task(live.LiveUpdates._live_loop(fake, 7, "token", ""))
+    await asyncio.sleep(0.05)
+    for _ in range(5):
+        bus.publish(user_topic(7), {"type": "position.updated"})
+        await asyncio.sleep(0.05)
+    bus.publish(user_topic(7), {"type": "order.updated"})
+    await asyncio.sleep(1.3)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    portfolio_refreshes = [c for c in calls if c[1]]
+    assert len(portfolio_refreshes) == 2  # the first at once, the rest coalesced one second later
+    assert any(o and not p for o, p in calls)  # the order event was not held back
+
+
+def test_classify():
+    assert live.classify(['{"type":"order.updated"}']) == (True, False)
+    assert live.classify(['{"type":"position.updated"}', "not json"]) == (False, True)
+    assert live.classify([]) == (False, False)
