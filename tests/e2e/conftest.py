@@ -48,7 +48,11 @@ def _app_env(data_dir: Path, port: int) -> dict[str, str]:
         pytest.fail("bun is missing from .tools/: run the tests through scripts/test.sh, which installs it",
                     pytrace=False)
     env = dict(os.environ)
-    for key in ("DATABASE_URL", "REDIS_URL", "PUBLIC_URL", "REFLEX_REDIS_URL", "REFLEX_DB_URL"):
+    # The in-process API tests set __REFLEX_SKIP_COMPILE for the whole pytest session;
+    # inherited here it would skip the compile (and the frontend package install) and
+    # the production build would fail on a clean clone with "react-router: not found".
+    for key in ("DATABASE_URL", "REDIS_URL", "PUBLIC_URL", "REFLEX_REDIS_URL", "REFLEX_DB_URL",
+                "__REFLEX_SKIP_COMPILE"):
         env.pop(key, None)
     env.update({
         "PATH": f"{bun.parent}{os.pathsep}{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
