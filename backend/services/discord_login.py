@@ -155,7 +155,7 @@ async def fetch_profile(code: str) -> DiscordProfile:
     )
 
 
-def _store_token(session: Session, user_id: int, token: dict[str, Any], now: datetime) -> None:
+def store_token(session: Session, user_id: int, token: dict[str, Any], now: datetime) -> None:
     from backend.security.vault import Vault, seal_oauth_token
 
     row = session.exec(select(OAuthToken).where(OAuthToken.user_id == user_id,
@@ -186,7 +186,7 @@ def sign_in(session: Session, profile: DiscordProfile, *, now: datetime | None =
         user.email = profile.email
     session.add(user)
     session.flush()
-    _store_token(session, user.id, profile.token, now)
+    store_token(session, user.id, profile.token, now)
     audit.record(session, "auth.discord_login", subject_type="user", subject_id=user.id, actor_user_id=user.id,
                  data={"new_user": created})
     return user, auth.create_session(session, user.id, now=now, user_agent=user_agent)

@@ -30,9 +30,16 @@ def heartbeat_job(engine: sa.Engine) -> None:
     beat(engine, "scheduler", {"jobs": [j.name for j in JOBS]})
 
 
+def discord_token_job(engine: sa.Engine) -> None:
+    from backend.services.discord_tokens import refresh_job
+
+    refresh_job(engine)
+
+
 JOBS: list[Job] = [
     Job("heartbeat", 15, heartbeat_job),
     Job("reconcile", 300, reconcile_job),
+    Job("discord_tokens", 3600, discord_token_job),
 ]
 
 

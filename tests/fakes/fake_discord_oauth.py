@@ -4,9 +4,10 @@
   redirects to ``redirect_uri`` with ``code`` and ``state`` (or with
   ``error=access_denied`` when ``deny`` is set), after checking the client
   id and that the redirect URI is the registered one, as Discord does.
-* ``POST /api/oauth2/token``  -- ``authorization_code`` grant; client
-  credentials by HTTP Basic or in the form body; a code works once, for the
-  redirect URI it was issued to.  Errors are Discord's JSON
+* ``POST /api/oauth2/token``  -- ``authorization_code`` grant (a code works
+  once, for the redirect URI it was issued to) and ``refresh_token`` grant
+  (a refresh token works once: Discord rotates it); client credentials by
+  HTTP Basic or in the form body.  Errors are Discord's JSON
   (``{"error": "invalid_grant", "error_description": ...}``).
 * ``GET  /api/v10/users/@me`` -- the user behind a Bearer token.
 
@@ -48,6 +49,8 @@ class FakeDiscordOAuth:
     base_url: str = ""
     codes: dict[str, str] = field(default_factory=dict)      # code -> redirect_uri
     tokens: dict[str, dict] = field(default_factory=dict)    # access token -> user
+    refresh_tokens: dict[str, dict] = field(default_factory=dict)  # refresh token -> user
+    expires_in: int = 604800
     token_requests: list[dict[str, str]] = field(default_factory=list)
 
     def env(self) -> dict[str, str]:
@@ -89,16 +92,26 @@ class FakeDiscordOAuth:
         self.token_requests.append({k: v for k, v in form.items() if k != "client_secret"})
         if not self._client_ok(request, form):
             return web.json_response({"error": "invalid_client"}, status=401)
-        if form.get("grant_type") != "authorization_code":
+        grant = form.get("grant_type")
+        if grant == "refresh_token":
+            user = self.refresh_tokens.pop(form.get("refresh_token", ""), None)
+            if user is None:
+                return web.json_response({"error": "invalid_grant"}, status=400)
+            return self._issue(user)
+        if grant != "authorization_code":
             return web.json_response({"error": "unsupported_grant_type"}, status=400)
         issued_for = self.codes.pop(form.get("code", ""), None)
         if issued_for is None or issued_for != form.get("redirect_uri"):
             return web.json_response({"error": "invalid_grant",
                                       "error_description": 'Invalid "code" in request.'}, status=400)
-        access = secrets.token_urlsafe(24)
-        self.tokens[access] = dict(self.user)
-        return web.json_response({"token_type": "Bearer", "access_token": access, "expires_in": 604800,
-                                  "refresh_token": secrets.token_urlsafe(24), "scope": "identify email"})
+        return self._issue(dict(self.user))
+
+    def _issue(self, user: dict) -> web.Response:
+        access, refresh = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
+        self.tokens[access] = user
+        self.refresh_tokens[refresh] = user
+        return web.json_response({"token_type": "Bearer", "access_token": access, "expires_in": self.expires_in,
+                                  "refresh_token": refresh, "scope": "identify email"})
 
     async def me(self, request: web.Request) -> web.Response:
         header = request.headers.get("Authorization", "")
