@@ -6,7 +6,9 @@ before Reflex's own, on the same port.
 * ``GET /healthz``: the process is up (no I/O; for liveness probes).
 * ``GET /readyz``: the process can serve: the database answers ``select 1``
   and, when ``REDIS_URL`` is set, Redis answers PING.  503 names the part
-  that failed, so an operator knows where to look.
+  that failed, so an operator knows where to look.  ``workers`` reports the
+  background processes' heartbeats (bot connected, guilds, last message);
+  a dead worker does not make the web process unready, it is shown.
 * ``POST /webhooks/tradingview/{token}``: TradingView alerts.  The raw body
   goes to ``backend.services.trading.ingest_tradingview`` untouched (the
   secret inside it is checked there).  Refusals map to 4xx with a JSON
@@ -75,6 +77,14 @@ def _check_database() -> None:
         conn.execute(sa.text("select 1"))
 
 
+def _workers() -> dict[str, Any]:
+    from backend.db.session import get_engine
+    from backend.services.worker_health import readiness_view, worker_health
+
+    with get_engine().connect() as conn:
+        return readiness_view(worker_health(conn))
+
+
 def _check_redis(url: str) -> None:
     import redis
 
@@ -98,13 +108,18 @@ async def _probe(check, *args) -> str | None:
 
 async def readyz(_request: Request) -> JSONResponse:
     settings = get_settings()
-    body: dict[str, str] = {}
+    body: dict[str, Any] = {}
     failed = False
     db_problem = await _probe(_check_database)
     body["database"] = "ok" if db_problem is None else "unavailable"
     if db_problem:
         failed = True
         body["database_error"] = db_problem
+    else:
+        try:
+            body["workers"] = await asyncio.wait_for(run_in_threadpool(_workers), READY_TIMEOUT_SECONDS)
+        except Exception as exc:  # informative only: never turns readiness red
+            body["workers_error"] = _short(exc)
     if settings.redis_url:
         redis_problem = await _probe(_check_redis, settings.redis_url)
         body["redis"] = "ok" if redis_problem is None else "unavailable"

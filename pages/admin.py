@@ -47,6 +47,15 @@ def audit_row(e: dict) -> rx.Component:
     )
 
 
+def worker_row(w: dict) -> rx.Component:
+    return rx.table.row(
+        rx.table.row_header_cell(w["name"]),
+        rx.table.cell(rx.badge(w["alive"], color_scheme=w["tone"])),
+        rx.table.cell(w["last_seen"]),
+        rx.table.cell(w["details"]),
+    )
+
+
 @template(route=routes.ADMIN, title="Platform", on_load=S.load)
 def admin_overview() -> rx.Component:
     return rx.vstack(
@@ -63,6 +72,10 @@ def admin_overview() -> rx.Component:
                     spacing="3",
                     width="100%",
                 ),
+                section("Background workers",
+                        data_table(["Worker", "State", "Last heartbeat", "Details"], S.workers, worker_row,
+                                   empty="No worker has reported yet: start the worker and the scheduler.",
+                                   id="workers-table")),
                 section("Communities",
                         data_table(["Name", "Owner", "Members", "Sources", "Created"], S.communities, community_row,
                                    empty="No community yet.")),

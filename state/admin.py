@@ -28,6 +28,7 @@ class AdminState(AuthState):
     subscriptions_total: int = 0
     subscription_page: int = 0
     audit_events: list[dict[str, str]] = []
+    workers: list[dict[str, str]] = []
     error: str = ""
     loaded: bool = False
 
@@ -60,6 +61,7 @@ class AdminState(AuthState):
             except PermissionDenied as exc:
                 self.error = exc.message
                 self.mrr, self.communities, self.subscriptions, self.audit_events = [], [], [], []
+                self.workers = []
                 self.users_count = self.communities_count = self.active_subscriptions = 0
                 self.subscriptions_total = 0
                 self.loaded = True
@@ -87,6 +89,11 @@ class AdminState(AuthState):
             {"seq": str(e.seq), "when": fmt.when(e.created_at), "action": e.action,
              "actor": e.actor_name or "System", "subject": e.subject or fmt.DASH}
             for e in o.audit_events
+        ]
+        self.workers = [
+            {"name": w.name.capitalize(), "alive": "Running" if w.alive else "Not responding",
+             "tone": "green" if w.alive else "red", "last_seen": fmt.when(w.last_seen), "details": w.summary()}
+            for w in o.workers
         ]
         self.loaded = True
         return None

@@ -24,11 +24,8 @@ import os
 import socket
 
 import sqlalchemy as sa
-from sqlmodel import Session
 
-from backend.db.models import WorkerHeartbeat
 from backend.db.session import get_engine
-from backend.db.types import utcnow
 from backend.execution.adapters import Adapters
 from backend.execution.runner import Report, recover
 from backend.execution.tracking import refresh_marks
@@ -38,15 +35,10 @@ NAME = "execution"
 
 
 def heartbeat(engine: sa.Engine, report: Report) -> None:
-    data = {"host": socket.gethostname(), "pid": os.getpid(), "signals": report.signals,
-            "submitted": report.submitted, "retries_pending": len(report.retries_pending)}
-    with Session(engine) as session:
-        row = session.get(WorkerHeartbeat, NAME)
-        if row is None:
-            session.add(WorkerHeartbeat(name=NAME, last_seen=utcnow(), data=data))
-        else:
-            row.last_seen, row.data = utcnow(), data
-        session.commit()
+    from backend.workers.heartbeat import beat
+
+    beat(engine, NAME, {"host": socket.gethostname(), "pid": os.getpid(), "signals": report.signals,
+                        "submitted": report.submitted, "retries_pending": len(report.retries_pending)})
 
 
 async def run(engine: sa.Engine, *, once: bool = False, interval: float = 1.0) -> Report:

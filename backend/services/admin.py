@@ -19,6 +19,7 @@ from sqlmodel import Session, select
 
 from backend.db.models import AuditEvent, BillingCustomer, Community, Membership, SignalSource, Subscription, User
 from backend.services.access import require_platform_admin
+from backend.services.worker_health import WorkerHealth, worker_health
 
 REVENUE_STATUSES = ("active", "trialing", "past_due")
 _MONTHS_PER_INTERVAL = {
@@ -83,6 +84,7 @@ class PlatformOverview:
     subscriptions: list[SubscriptionRow]
     subscriptions_total: int
     audit_events: list[AuditRow]
+    workers: list[WorkerHealth]
 
 
 def mrr_by_currency(session: Session) -> dict[str, Decimal]:
@@ -154,4 +156,5 @@ def platform_overview(session: Session, user_id: int, *, subscription_limit: int
         subscriptions=subscription_rows(session, limit=subscription_limit, offset=subscription_offset),
         subscriptions_total=count(Subscription),
         audit_events=recent_audit(session, limit=audit_limit),
+        workers=worker_health(session),
     )

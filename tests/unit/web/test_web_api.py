@@ -6,6 +6,7 @@ import sys
 import types
 
 import pytest
+import sqlalchemy as sa
 from starlette.testclient import TestClient
 
 from backend import errors
@@ -36,7 +37,28 @@ def test_readyz_ok_on_each_database(client, engine, settings_env):
     settings_env(DATABASE_URL=engine.url.render_as_string(hide_password=False))
     r = client.get("/readyz")
     assert r.status_code == 200
-    assert r.json() == {"database": "ok", "redis": "not configured"}
+    assert r.json() == {"database": "ok", "redis": "not configured", "workers": {}}
+
+
+def test_readyz_shows_worker_heartbeats_without_failing_on_a_dead_one(client, engine, settings_env):
+    from datetime import timedelta
+
+    from backend.db.types import utcnow
+    from backend.workers.heartbeat import beat
+
+    settings_env(DATABASE_URL=engine.url.render_as_string(hide_password=False))
+    beat(engine, "bot", {"connected": True, "guilds": 2, "source_channels": 3,
+                         "last_message_at": "2026-11-22T10:00:00+00:00"})
+    beat(engine, "scheduler", {"jobs": ["heartbeat"]})
+    with engine.begin() as conn:   # the scheduler stopped writing two minutes ago
+        conn.execute(sa.text("UPDATE worker_heartbeats SET last_seen = :t WHERE name = 'scheduler'"),
+                     {"t": utcnow() - timedelta(minutes=2)})
+    r = client.get("/readyz")
+    assert r.status_code == 200
+    workers = r.json()["workers"]
+    assert workers["bot"]["alive"] is True and workers["bot"]["connected"] is True
+    assert (workers["bot"]["guilds"], workers["bot"]["last_message_at"]) == (2, "2026-11-22T10:00:00+00:00")
+    assert workers["scheduler"]["alive"] is False and workers["scheduler"]["age_seconds"] >= 119
 
 
 def test_readyz_names_an_unreachable_postgres_without_its_password(client, settings_env):
@@ -63,7 +85,7 @@ def test_readyz_checks_redis_when_configured(client, engine, settings_env, redis
     settings_env(DATABASE_URL=engine.url.render_as_string(hide_password=False),
                  REDIS_URL=f"redis://{url['host']}:{url['port']}/{url['db']}")
     r = client.get("/readyz")
-    assert (r.status_code, r.json()) == (200, {"database": "ok", "redis": "ok"})
+    assert (r.status_code, r.json()) == (200, {"database": "ok", "redis": "ok", "workers": {}})
 
 
 def test_readyz_names_a_down_redis(client, engine, settings_env):

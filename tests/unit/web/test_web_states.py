@@ -179,3 +179,28 @@ def test_login_page_offers_discord_only_when_configured_and_keeps_next(db, setti
     state.load()
     assert state.discord_enabled
     assert state.discord_href == "/auth/discord/login?next=/community"
+
+
+def test_admin_page_shows_each_worker_alive_or_not(db, users):
+    from datetime import timedelta
+
+    import sqlalchemy as sa
+
+    from backend.db.types import utcnow
+    from backend.workers.heartbeat import beat
+
+    beat(db, "bot", {"connected": False, "guilds": 1, "source_channels": 2, "catching_up": 1})
+    beat(db, "execution", {"retries_pending": 3})
+    with db.begin() as conn:
+        conn.execute(sa.text("UPDATE worker_heartbeats SET last_seen = :t WHERE name = 'execution'"),
+                     {"t": utcnow() - timedelta(minutes=5)})
+    dana = signed_in(AdminState, db, users["dana"])
+    dana.load()
+    by_name = {w["name"]: w for w in dana.workers}
+    assert by_name["Bot"]["alive"] == "Running" and by_name["Execution"]["alive"] == "Not responding"
+    assert by_name["Bot"]["details"] == ("disconnected from Discord, 1 server(s), 2 signal channel(s), "
+                                         "catching up 1 channel(s), no message yet")
+    assert by_name["Execution"]["details"] == "3 retry(ies) pending"
+    pat = signed_in(AdminState, db, users["pat"])
+    pat.load()
+    assert pat.workers == []
