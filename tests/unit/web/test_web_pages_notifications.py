@@ -6,29 +6,12 @@ import pytest
 from sqlmodel import Session, select
 
 from backend.db.models import Notification, User
-from backend.services import auth
-from backend.services.demo_seed import seed_demo
 from state.notifications import NotificationsState, kind_tone
-
-
-@pytest.fixture
-def db(engine, settings_env):
-    settings_env(DATABASE_URL=engine.url.render_as_string(hide_password=False))
-    seed_demo(engine)
-    return engine
-
-
-@pytest.fixture
-def users(db):
-    with Session(db) as s:
-        return {u.username: u for u in s.exec(select(User)).all()}
+from webstate import sign_in
 
 
 def signed_in(db, user) -> NotificationsState:
-    state = NotificationsState()
-    with Session(db) as s:
-        state.session_token = auth.create_session(s, user.id)
-        s.commit()
+    state = sign_in(NotificationsState, db, user)
     return state
 
 

@@ -2,33 +2,15 @@
 
 from __future__ import annotations
 
-import pytest
-from sqlmodel import Session, select
+from sqlmodel import Session
 
-from backend.db.models import Follow, User
-from backend.services import auth
-from backend.services.demo_seed import seed_demo
+from backend.db.models import Follow
 from state.providers import DEFAULT_MODE, ProvidersState
-
-
-@pytest.fixture
-def db(engine, settings_env):
-    settings_env(DATABASE_URL=engine.url.render_as_string(hide_password=False))
-    seed_demo(engine)
-    return engine
-
-
-@pytest.fixture
-def users(db):
-    with Session(db) as s:
-        return {u.username: u for u in s.exec(select(User)).all()}
+from webstate import sign_in
 
 
 def signed_in(db, user) -> ProvidersState:
-    state = ProvidersState()
-    with Session(db) as s:
-        state.session_token = auth.create_session(s, user.id)
-        s.commit()
+    state = sign_in(ProvidersState, db, user)
     state.load()
     return state
 
