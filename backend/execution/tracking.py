@@ -42,9 +42,15 @@ def _never_sent(order: Order) -> bool:
     return order.status == NEW and order.attempts == 0 and not order.broker_order_id
 
 
-async def cancel_orders(engine, adapters: Adapters, ids: Iterable[int], *, clock=utcnow) -> Followups:
+async def _ask_venues(engine, adapters: Adapters, ids: set[int],
+                      call) -> dict[int, OrderSnapshot | Exception | None]:
+    """``call(adapter, order)`` for each open order in ``ids``, outside any transaction.
+
+    The answer per order id is the venue's snapshot, the exception it raised
+    (recorded by the caller), or None for an order that never reached a venue.
+    """
     with Session(engine, expire_on_commit=False) as session:
-        orders = session.exec(select(Order).where(Order.id.in_(list(set(ids))), Order.status.in_(tuple(OPEN)))).all()
+        orders = session.exec(select(Order).where(Order.id.in_(list(ids)), Order.status.in_(tuple(OPEN)))).all()
         accounts = _accounts(session, orders)
     answers: dict[int, OrderSnapshot | Exception | None] = {}
     for order in orders:
@@ -52,9 +58,15 @@ async def cancel_orders(engine, adapters: Adapters, ids: Iterable[int], *, clock
             answers[order.id] = None
             continue
         try:
-            answers[order.id] = await adapters.get(accounts[order.broker_account_id]).cancel_order(order.client_order_id)
-        except Exception as exc:  # noqa: BLE001 - recorded below
+            answers[order.id] = await call(adapters.get(accounts[order.broker_account_id]), order)
+        except Exception as exc:  # noqa: BLE001 - recorded by the caller
             answers[order.id] = exc
+    return answers
+
+
+async def cancel_orders(engine, adapters: Adapters, ids: Iterable[int], *, clock=utcnow) -> Followups:
+    answers = await _ask_venues(engine, adapters, set(ids),
+                                lambda adapter, order: adapter.cancel_order(order.client_order_id))
     if not answers:
         return Followups()
     now = clock()
@@ -133,19 +145,9 @@ def _record(engine, adapters: Adapters, snaps: dict[int, OrderSnapshot], now) ->
 
 async def replace_orders(engine, adapters: Adapters, changes: dict[int, dict], *, clock=utcnow) -> Followups:
     """Amend working orders in place at their venues (new quantity / stop / limit)."""
-    with Session(engine, expire_on_commit=False) as session:
-        orders = session.exec(select(Order).where(Order.id.in_(list(changes)), Order.status.in_(tuple(OPEN)))).all()
-        accounts = _accounts(session, orders)
-    answers: dict[int, OrderSnapshot | Exception | None] = {}
-    for order in orders:
-        if _never_sent(order):
-            answers[order.id] = None
-            continue
-        try:
-            answers[order.id] = await adapters.get(accounts[order.broker_account_id]).replace_order(
-                order.client_order_id, **changes[order.id])
-        except Exception as exc:  # noqa: BLE001 - recorded below
-            answers[order.id] = exc
+    answers = await _ask_venues(engine, adapters, set(changes),
+                                lambda adapter, order: adapter.replace_order(order.client_order_id,
+                                                                             **changes[order.id]))
     if not answers:
         return Followups()
     now = clock()
