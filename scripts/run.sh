@@ -15,17 +15,10 @@ if [ "${SEED_DEMO_DATA:-true}" = "true" ] && [ "${APP_ENV:-development}" != "pro
   .venv/bin/python -m backend.services.demo_seed
 fi
 
-pids=()
-cleanup() {
-  trap - INT TERM EXIT
-  say "stopping"
-  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-}
-trap cleanup INT TERM EXIT
-
-.venv/bin/python -m backend.workers.bot & pids+=($!)
-.venv/bin/python -m backend.workers.scheduler & pids+=($!)
+source "$ROOT/scripts/procs.sh"
+start_group .venv/bin/python -m backend.workers.bot
+start_group .venv/bin/python -m backend.workers.scheduler
 say "starting the web app on http://localhost:${PORT:-3000} (first start builds the frontend: a minute or two)"
-.venv/bin/reflex run --env prod --frontend-port "${PORT:-3000}" --backend-port "${PORT:-3000}" --loglevel warning & pids+=($!)
-wait -n "${pids[@]}"
+start_group .venv/bin/reflex run --env prod --frontend-port "${PORT:-3000}" --backend-port "${PORT:-3000}" --loglevel warning
+say "running; Ctrl-C stops all three"
+wait_groups

@@ -23,21 +23,30 @@ from backend.workers.jobs import JOBS, run_safely
 log = logging.getLogger("backend.scheduler")
 
 
+def build_scheduler(engine) -> AsyncIOScheduler:
+    """Every job on its interval; each first runs when the process starts (see ``main``)."""
+    scheduler = AsyncIOScheduler(timezone="UTC")
+    for job in JOBS:
+        scheduler.add_job(run_safely, IntervalTrigger(seconds=job.seconds), args=[job, engine], id=job.name,
+                          max_instances=1, coalesce=True)
+    return scheduler
+
+
 async def main() -> None:
     settings = get_settings()
     configure_logging(settings)
     engine = get_engine()
-    scheduler = AsyncIOScheduler(timezone="UTC")
-    for job in JOBS:
-        scheduler.add_job(run_safely, IntervalTrigger(seconds=job.seconds), args=[job, engine], id=job.name,
-                          max_instances=1, coalesce=True, next_run_time=None)
-        run_safely(job, engine)
-    scheduler.start()
-    log.info("scheduler started with jobs: %s", ", ".join(j.name for j in JOBS))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    scheduler = build_scheduler(engine)
+    scheduler.start()
+    log.info("scheduler started with jobs: %s", ", ".join(j.name for j in JOBS))
+    for job in JOBS:  # at once, not one interval after start: a fresh deployment shows its heartbeat now
+        await loop.run_in_executor(None, run_safely, job, engine)
+        if stop.is_set():
+            break
     await stop.wait()
     scheduler.shutdown(wait=False)
     log.info("scheduler stopped")
