@@ -26,7 +26,7 @@ import reflex as rx
 from sqlmodel import Session
 
 from backend.db.session import session_scope
-from backend.events import get_bus, user_topic
+from backend.events import RESYNC_TYPE, get_bus, user_topic
 
 ORDER_EVENTS = frozenset({"order.updated", "decision.created"})
 PORTFOLIO_INTERVAL = 1.0     # seconds between two portfolio refreshes of one client
@@ -42,7 +42,9 @@ def classify(messages: list[str]) -> tuple[bool, bool]:
             kind = json.loads(raw).get("type", "")
         except (ValueError, AttributeError):
             continue
-        if kind in ORDER_EVENTS:
+        if kind == RESYNC_TYPE:  # the bus may have lost events: reload everything
+            orders = portfolio = True
+        elif kind in ORDER_EVENTS:
             orders = True
         else:
             portfolio = True

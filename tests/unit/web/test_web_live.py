@@ -9,7 +9,7 @@ import pytest
 from sqlmodel import Session, select
 
 from backend.db.models import User
-from backend.events import InProcessBus, set_bus, user_topic
+from backend.events import RESYNC, InProcessBus, set_bus, user_topic
 from backend.services import auth
 from backend.services.demo_seed import seed_demo
 from state import live
@@ -115,3 +115,4 @@ def test_classify():
     assert live.classify(['{"type":"order.updated"}']) == (True, False)
     assert live.classify(['{"type":"position.updated"}', "not json"]) == (False, True)
     assert live.classify([]) == (False, False)
+    assert live.classify([RESYNC]) == (True, True)  # the bus lost events: reload everything
