@@ -21,3 +21,7 @@ def configure_logging(settings: Settings) -> None:
     # ``verbose`` flag says; never let a DEBUG log level reach them.
     for name in ("ccxt", "ccxt.base.exchange", "ccxt.async_support.base.exchange"):
         logging.getLogger(name).setLevel(max(logging.INFO, logging.getLogger(name).level))
+    # APScheduler logs every run of every job at INFO ("Running job ...", "executed
+    # successfully"): a heartbeat every 15 s would bury the lines people need.
+    # Failures still come through (WARNING and up; run_safely logs job errors itself).
+    logging.getLogger("apscheduler").setLevel(max(logging.WARNING, logging.getLogger("apscheduler").level))
