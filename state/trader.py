@@ -3,18 +3,30 @@
 ``load`` (the page's ``on_load``) and ``refresh`` read one
 ``backend.services.dashboard.trader_overview`` and turn it into display
 strings.  Only short lists reach the browser (the latest orders, open
-positions, follows); the full history lives on the Orders page, paginated.
+positions, follows, at most 120 equity points and 14 daily P&L bars); the
+full history lives on the Orders page, paginated.
+
+Chart points are the one place money leaves as numbers rather than display
+strings: the chart library plots numbers.  They are rounded to cents for
+drawing only; the figures shown as text still come from ``format``.
 """
 
 from __future__ import annotations
+
+from datetime import timezone
+from decimal import Decimal
 
 import reflex as rx
 
 from backend.db.session import session_scope
 from backend.services import dashboard
+from backend.services.equity_history import DayPnl, EquityPoint
+from backend.services.provider_performance import Performance
 from state import format as fmt
 from state.auth import AuthState
 from state.live import LiveUpdates
+
+CENT = Decimal("0.01")
 
 
 def account_row(a: dashboard.AccountView) -> dict[str, str]:
@@ -47,13 +59,42 @@ def order_row(o: dashboard.OrderView) -> dict[str, str]:
     }
 
 
+def recent_text(p: Performance) -> str:
+    """The last 30 days of a provider in one line, e.g. ``+120.00 · 3 of 4 won · 6 signals``."""
+    signals = f"{p.signals} signal{'' if p.signals == 1 else 's'}"
+    if not p.round_trips:
+        return f"No closed trade yet · {signals}"
+    return f"{fmt.signed_money(p.total_pnl)} · {p.wins} of {p.round_trips} won · {signals}"
+
+
 def follow_row(f: dashboard.FollowView) -> dict[str, str]:
     sizing = "Account default" if not f.sizing_mode else f"{fmt.humanize(f.sizing_mode)} {fmt.quantity(f.sizing_value)}"
     return {
         "id": str(f.id), "source_id": str(f.source_id), "source": f.source_name, "kind": fmt.source_kind(f.source_kind),
         "community": f.community_name, "provider": f.provider_name,
         "auto_trade": "On" if f.auto_trade else "Off", "sizing": sizing, "account": f.account_label or "Default",
+        "recent": recent_text(f.recent), "recent_tone": fmt.tone(f.recent.total_pnl if f.recent.round_trips else None),
     }
+
+
+def chart_number(value: Decimal) -> float:
+    return float(value.quantize(CENT))
+
+
+def equity_point(p: EquityPoint) -> dict[str, str | float]:
+    return {"at": p.at.astimezone(timezone.utc).strftime("%b %d %H:%M"), "equity": chart_number(p.equity)}
+
+
+def day_bar(d: DayPnl) -> dict[str, str | float]:
+    return {"day": d.day.strftime("%b %d"), "realized": chart_number(d.realized),
+            "unrealized": chart_number(d.unrealized)}
+
+
+RISK_TEXT = {
+    "ACTIVE": "New signals are traded within your risk limits.",
+    "REDUCING": "Only orders that reduce a position are sent.",
+    "HALTED": "No new orders are sent.",
+}
 
 
 class TraderOverviewState(LiveUpdates, AuthState):
@@ -64,12 +105,17 @@ class TraderOverviewState(LiveUpdates, AuthState):
     today_tone: str = "gray"
     total_pnl: str = fmt.DASH
     total_tone: str = "gray"
+    realized_pnl: str = fmt.DASH
+    unrealized_pnl: str = fmt.DASH
+    equity_points: list[dict[str, str | float]] = []
+    pnl_days: list[dict[str, str | float]] = []
     accounts: list[dict[str, str]] = []
     positions: list[dict[str, str]] = []
     latest_orders: list[dict[str, str]] = []
     follows: list[dict[str, str]] = []
     trading_state: str = ""
     trading_state_reason: str = ""
+    trading_state_text: str = ""
     loaded: bool = False
 
     @rx.event
@@ -93,10 +139,15 @@ class TraderOverviewState(LiveUpdates, AuthState):
         self.equity, self.cash, self.buying_power = fmt.money(t.equity), fmt.money(t.cash), fmt.money(t.buying_power)
         self.today_pnl, self.today_tone = fmt.signed_money(t.today_pnl), fmt.tone(t.today_pnl)
         self.total_pnl, self.total_tone = fmt.signed_money(t.total_pnl), fmt.tone(t.total_pnl)
+        self.realized_pnl, self.unrealized_pnl = fmt.signed_money(t.realized_pnl), fmt.signed_money(t.unrealized_pnl)
+        self.equity_points = [equity_point(p) for p in overview.equity_curve]
+        self.pnl_days = [day_bar(d) for d in overview.pnl_days]
         self.accounts = [account_row(a) for a in overview.accounts]
         self.positions = [position_row(p) for p in overview.positions]
         self.latest_orders = [order_row(o) for o in overview.latest_orders]
         self.follows = [follow_row(f) for f in overview.follows]
-        self.trading_state = overview.risk.trading_state if overview.risk else ""
+        # No risk profile saved yet: the money path trades with the defaults, so the state is ACTIVE.
+        self.trading_state = overview.risk.trading_state if overview.risk else "ACTIVE"
         self.trading_state_reason = (overview.risk.reason or "") if overview.risk else ""
+        self.trading_state_text = RISK_TEXT.get(self.trading_state, "")
         self.loaded = True

@@ -11,13 +11,18 @@ average price when no quote has been seen).  For a real broker the figures
 come from the latest equity snapshot the scheduler took (the dashboard never
 calls a broker on page load).  Today's P&L is equity now minus equity at the
 last snapshot before today (UTC); total P&L is the realised ledger plus the
-open positions' unrealised P&L.
+open positions' unrealised P&L, both kept apart in ``Totals``.
+
+The Overview also carries its two charts (``equity_history``: the equity
+curve from the scheduler's snapshots, realised P&L per day) and each
+follow's last-30-days track record (``provider_performance``, the same
+figures the Providers page shows for the whole history).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime, time, timezone
+from dataclasses import dataclass, field
+from datetime import datetime, time, timedelta, timezone
 from decimal import Decimal
 
 import sqlalchemy as sa
@@ -28,8 +33,11 @@ from backend.db.models import (
     RiskProfileRecord, Signal, SignalSource, User,
 )
 from backend.db.types import utcnow
+from backend.services.equity_history import DayPnl, EquityPoint, equity_curve, pnl_by_day
+from backend.services.provider_performance import Performance, performance_for
 
 ZERO = Decimal("0")
+RECENT = timedelta(days=30)  # "recent performance" next to a follow
 
 
 @dataclass(frozen=True)
@@ -93,6 +101,7 @@ class FollowView:
     sizing_mode: str | None
     sizing_value: Decimal | None
     account_label: str | None
+    recent: Performance = field(default_factory=Performance)  # filled by ``follow_views(recent_since=...)``
 
 
 @dataclass(frozen=True)
@@ -123,6 +132,8 @@ class TraderOverview:
     latest_orders: list[OrderView]
     follows: list[FollowView]
     risk: RiskStateView | None
+    equity_curve: list[EquityPoint] = field(default_factory=list)
+    pnl_days: list[DayPnl] = field(default_factory=list)
 
 
 def _mark(position: Position) -> Decimal:
@@ -234,7 +245,8 @@ def order_views(session: Session, user_id: int, *, limit: int = 10, offset: int 
     ]
 
 
-def follow_views(session: Session, user_id: int) -> list[FollowView]:
+def follow_views(session: Session, user_id: int, *, recent_since: datetime | None = None) -> list[FollowView]:
+    """The user's follows; with ``recent_since``, each with its source's performance since then."""
     provider = sa.orm.aliased(User)
     query = (
         select(Follow, SignalSource, Community.name, provider, BrokerAccount.label)
@@ -245,13 +257,17 @@ def follow_views(session: Session, user_id: int) -> list[FollowView]:
         .where(Follow.follower_id == user_id)
         .order_by(Follow.id)
     )
+    rows = session.exec(query).all()
+    recent = (performance_for(session, [src.id for _f, src, *_ in rows], since=recent_since)
+              if recent_since is not None else {})
     return [
         FollowView(
             id=f.id, source_id=src.id, source_name=src.name, source_kind=src.kind, community_name=community_name,
             provider_name=prov.display_name or prov.username, auto_trade=f.auto_trade,
             sizing_mode=f.sizing_mode, sizing_value=f.sizing_value, account_label=label,
+            recent=recent.get(src.id, Performance()),
         )
-        for f, src, community_name, prov, label in session.exec(query).all()
+        for f, src, community_name, prov, label in rows
     ]
 
 
@@ -268,13 +284,17 @@ def risk_state(session: Session, user_id: int) -> RiskStateView | None:
 def trader_overview(session: Session, user_id: int, *, now: datetime | None = None,
                     order_limit: int = 10) -> TraderOverview:
     """Everything the Overview page shows, in one call."""
+    now = now or utcnow()
     positions = position_views(session, user_id)
     accounts = account_views(session, user_id, positions)
+    totals = totals_for(session, user_id, accounts, positions, now=now)
     return TraderOverview(
-        totals=totals_for(session, user_id, accounts, positions, now=now),
+        totals=totals,
         accounts=accounts,
         positions=positions,
         latest_orders=order_views(session, user_id, limit=order_limit),
-        follows=follow_views(session, user_id),
+        follows=follow_views(session, user_id, recent_since=now - RECENT),
         risk=risk_state(session, user_id),
+        equity_curve=equity_curve(session, [a.id for a in accounts], totals.equity if accounts else None, now=now),
+        pnl_days=pnl_by_day(session, user_id, totals.unrealized_pnl, now=now),
     )

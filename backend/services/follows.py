@@ -6,52 +6,28 @@ a follow, needs the trader role there, and a follow can only be changed by
 the user who owns it (``PermissionDenied`` otherwise, without saying whether
 the id exists).
 
-Performance is computed from what real followers actually got, not from
-what the provider claims:
-
-- **signals**: the source's signals that reached the followers
-  (status ``dispatched``); chatter, stale and rejected messages do not count.
-- **round trip**: one ``realized_pnl`` row whose fill belongs to an order
-  created for one of the source's signals (entry, bracket legs and close
-  signals carry the signal id).  A partial close is its own round trip.
-  Manual closes from the Positions page carry no signal and are not
-  attributed to any provider.
-- **win rate**: round trips with a positive amount / all round trips.
-- **average return**: mean realized amount per round trip, in the account
-  currency, net of fees (the row's amount is already net).
-- **max drawdown**: the largest fall of the cumulative realized P&L series
-  (all followers together, ordered by realisation time) from its running
-  peak, the peak starting at 0; in the account currency, >= 0.
+Performance (win rate, average return, signals, drawdown) is computed from
+what real followers actually got: ``backend.services.provider_performance``
+says how; it is re-exported here for the callers that think of it as part
+of following.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
-from sqlmodel import Session, func, select
+from sqlmodel import Session, select
 
 from backend.audit.chain import record as audit
-from backend.db.models import (BrokerAccount, Community, CommunityRole, Fill, Follow, Membership, Order,
-                               RealizedPnl, Signal, SignalSource, SignalStatus, User)
+from backend.db.models import BrokerAccount, Community, CommunityRole, Follow, Membership, SignalSource, User
 from backend.errors import NotFound, PermissionDenied, ValidationError
 from backend.services.access import require_role, role_at_least
+from backend.services.provider_performance import Performance, performance_for, performance_from  # noqa: F401
 from backend.services.risk_settings import PERCENT_MODES, SIZING_MODES
 
 ZERO = Decimal(0)
 HUNDRED = Decimal(100)
-
-
-@dataclass(frozen=True)
-class Performance:
-    signals: int = 0
-    round_trips: int = 0
-    wins: int = 0
-    win_rate: Decimal | None = None      # percent, None when no round trip yet
-    avg_return: Decimal | None = None    # currency per round trip
-    total_pnl: Decimal = ZERO
-    max_drawdown: Decimal = ZERO
 
 
 @dataclass(frozen=True)
@@ -67,43 +43,6 @@ class ProviderView:
     sizing_mode: str | None
     sizing_value: Decimal | None
     can_follow: bool
-
-
-def performance_from(signals: int, amounts: list[Decimal]) -> Performance:
-    """The figures above from the source's realized amounts, in realisation order."""
-    if not amounts:
-        return Performance(signals=signals)
-    wins = sum(1 for a in amounts if a > 0)
-    cumulative = peak = drawdown = ZERO
-    for amount in amounts:
-        cumulative += amount
-        peak = max(peak, cumulative)
-        drawdown = max(drawdown, peak - cumulative)
-    total = sum(amounts, ZERO)
-    return Performance(signals=signals, round_trips=len(amounts), wins=wins,
-                       win_rate=Decimal(wins) * HUNDRED / len(amounts), avg_return=total / len(amounts),
-                       total_pnl=total, max_drawdown=drawdown)
-
-
-def performance_for(session: Session, source_ids: list[int]) -> dict[int, Performance]:
-    """Performance per source (two queries however many sources)."""
-    if not source_ids:
-        return {}
-    counts = dict(session.exec(
-        select(Signal.source_id, func.count(Signal.id))
-        .where(Signal.source_id.in_(source_ids), Signal.status == SignalStatus.DISPATCHED.value)
-        .group_by(Signal.source_id)).all())
-    rows = session.exec(
-        select(Signal.source_id, RealizedPnl.amount)
-        .join(Fill, Fill.id == RealizedPnl.fill_id)
-        .join(Order, Order.id == Fill.order_id)
-        .join(Signal, Signal.id == Order.signal_id)
-        .where(Signal.source_id.in_(source_ids))
-        .order_by(RealizedPnl.realized_at, RealizedPnl.id)).all()
-    amounts: dict[int, list[Decimal]] = defaultdict(list)
-    for source_id, amount in rows:
-        amounts[source_id].append(amount)
-    return {sid: performance_from(counts.get(sid, 0), amounts.get(sid, [])) for sid in source_ids}
 
 
 def provider_views(session: Session, user_id: int) -> list[ProviderView]:
