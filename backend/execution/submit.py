@@ -19,7 +19,10 @@ Errors, by their ``retryable`` flag (``backend.errors``):
 
 Venue-native brackets: an entry goes out with a ``BracketSpec`` built from
 its stop/take-profit rows, which then become ``submitted`` with it (the
-venue holds them).  Elsewhere the children wait for the entry (``brackets``).
+venue holds them).  A ladder longer than the venue's bracket holds
+(``capabilities.max_bracket_take_profits``) goes out as a stop-only OTO
+and the engine manages the targets (``held_by_venue``).  Elsewhere the
+children wait for the entry (``brackets``).
 """
 
 from __future__ import annotations
@@ -93,6 +96,24 @@ def _bracket(children: list[Order]) -> BracketSpec | None:
     return BracketSpec(stop_loss=stop, take_profits=tps) if stop is not None or tps else None
 
 
+def held_by_venue(children: list[Order], caps) -> list[Order]:
+    """The bracket children a native bracket carries with its entry; the others the engine manages.
+
+    A venue whose bracket holds at most ``max_bracket_take_profits`` targets
+    (Alpaca, IBKR: one) cannot carry a longer ladder, and a bracket leg there
+    is sized like the entry (its take-profit would sell everything at the
+    first target).  Such an entry goes out as a stop-only OTO: the venue holds
+    the stop for the whole quantity from the moment the entry fills, and the
+    engine releases the targets after the fill as separate limit orders; each
+    target fill then shrinks the stop to what is left (``brackets.rebalance``
+    through ``replace_order``), so the stop always covers the open quantity.
+    """
+    limit = caps.max_bracket_take_profits
+    if limit is None or sum(1 for c in children if legs.is_tp(c.leg)) <= limit:
+        return list(children)
+    return [c for c in children if c.leg == legs.STOP]
+
+
 def _load_batches(session: Session, ids: Iterable[int], adapters: Adapters, now: datetime) -> list[_Batch]:
     orders = session.exec(select(Order).where(Order.id.in_(list(set(ids))), Order.status == NEW)
                           .order_by(Order.id)).all()
@@ -140,12 +161,15 @@ def _make_batches(due: list[Order], candidates: Iterable[Order], accounts: dict[
         except TradeExecutorError:
             caps = None
         native = bool(caps and caps.native_brackets)
-        send_oco = bool(caps and caps.native_oco and native)
+        # A venue OCO group cancels the whole group on the first fill: right for a bracket the venue
+        # holds whole, wrong for a ladder the engine manages next to a venue-held stop.
+        send_oco = bool(caps and caps.native_oco and native and caps.max_bracket_take_profits is None)
         requests, children = [], {}
         for order in group:
-            spec = _bracket(kids[order.id]) if native and order.leg == legs.ENTRY else None
+            held = held_by_venue(kids[order.id], caps) if native and order.leg == legs.ENTRY else []
+            spec = _bracket(held)
             if spec is not None:
-                children[order.id] = [c.id for c in kids[order.id]]
+                children[order.id] = [c.id for c in held]
             requests.append(request_for(order, spec, send_oco=send_oco))
         batches.append(_Batch(account, group, requests, children))
     return batches
