@@ -93,9 +93,11 @@ NON_PRICE = Gated(
 LEVERAGE = Gated(
     r"\b(?:leverage|lev)\b\s*[:=-]?\s*(?:(?:cross|isolated|iso)\b\s*[:=-]?\s*)?\(?\s*x?(\d{1,3}(?:\.\d+)?)\s*x?\b"
     r"(?:\s*-\s*(\d{1,3})\s*x\b)?"
-    r"|(?<![\w.])(\d{1,3}(?:\.\d+)?)\s?x\b(?:\s*-\s*(\d{1,3})\s?x\b)?",
-    r"\dx|\d x|lev",
+    r"|(?<![\w.])(\d{1,3}(?:\.\d+)?)\s?x\b(?:\s*-\s*(\d{1,3})\s?x\b)?"
+    r"|(?<![\w.])x(\d{1,3})\b(?![.,/]\d)",   # "x20": exchange style; the parser accepts it for crypto only
+    r"\dx|\d x|lev|x\d",
 )
+PREFIX_LEVERAGE = 5  # LEVERAGE group of the "x20" form
 _UNITS = r"(?:more\s+)?(?:shares?|shs?|contracts?|cons?|cts?|units?|lots?|coins?)"
 _N = r"(?:" + NUM + r")"
 SIZES = (
@@ -103,7 +105,8 @@ SIZES = (
     ("usd", Gated(
         r"\$\s?" + _N + r"\s*(?:usd\s+)?(?:of|worth|in|into|notional|position)\b"
         r"|(?<![\w.])" + _N + r"\s*(?:usd|usdt|usdc|dollars|bucks)\s+(?:of|worth|in|into)\b"
-        r"|\b(?:size|notional|margin|amount|using|with)\s*[:=]?\s*\$\s?" + _N,
+        r"|\b(?:size|notional|margin|amount|using|with)\s*[:=]?\s*\$\s?" + _N +
+        r"|\b(?:using|with)\s+" + _N + r"\s*(?:usd|usdt|usdc|dollars|bucks)\b",
         r"\$|usd|dollar|buck")),
     ("equity", Gated(
         r"\b(?:risk(?:ing)?|size|allocation|alloc|allocate|allocating)\s*[:=]?\s*" + _N + r"\s*%"
@@ -161,6 +164,19 @@ _ROLE = {
 }
 for _i in range(1, 10):
     _ROLE[f"tp{_i}"] = _ROLE[f"pt{_i}"] = _ROLE[f"target{_i}"] = _ROLE[f"tgt{_i}"] = "tp"
+ROLE_WORDS = frozenset(_ROLE)
+# Words that may follow a price.  A number followed by any other word counts
+# or measures something ("5 days", "3 reasons", "2025 cycle", "50 bucks",
+# "20 pips") - it is not a price, and a message built on it is not an order.
+_AFTER_NUMBER = frozenset("""
+    ish region range or then each flat exactly spot perp cross isolated swing scalp max min avg hard mental
+    tight daily premarket again
+""".split())
+# A level the price must first cross: "long above 590", "short below 495"
+# are stop-entry orders, not representable as one Signal.  After a stop label
+# they just describe the stop ("SL below 180").
+_CONDITIONAL = frozenset("above below over under beneath through break breaks breaking breakout reclaim "
+                         "reclaims lose loses losing".split())
 _RANGE_SEPARATORS = frozenset({"-", "to", "/", "~", ",", "and", "&"})
 _KEEP_PUNCT = set("-/,:=~|()+&$.'\"")
 
@@ -174,6 +190,7 @@ class Prices:
     leftovers: list[Decimal] = field(default_factory=list)
     units_before_symbol: list[Decimal] = field(default_factory=list)
     market: bool = False
+    labelled: bool = False   # the entry came after a price label ("@", "entry", "limit"), not a bare verb
     bad: str | None = None   # why the numbers cannot be trusted (percent stop, 3+ entries ...)
 
 
@@ -206,6 +223,7 @@ def _choose_entries(groups: list[tuple[bool, list[Decimal]]], res: Prices) -> No
         res.bad = "two different entry prices"
     elif found:
         res.entries = list(next(iter(found)))
+        res.labelled = any(g and not after_verb for after_verb, g in groups)
     if len(res.entries) > 2:
         res.bad = "more than two entry prices"
 
@@ -228,6 +246,9 @@ def scan_prices(work: str) -> Prices:
                 groups.append((role == "verb", []))
             elif role in simple:
                 mode, count = role, 0
+            elif text in _CONDITIONAL:
+                if mode != "stop" or count:
+                    mode = "cond"
             elif role in ("market", "be"):
                 res.market = res.market or role == "market"
                 mode = None
@@ -241,7 +262,14 @@ def scan_prices(work: str) -> Prices:
                 mode = None
                 continue
             nxt = toks[i + 1][1] if i + 1 < len(toks) else ""
-            if kind == "pct":
+            if mode == "cond":
+                res.bad = f"a level to cross first ({text}), not a price"
+                mode = None
+            elif kind == "num" and (nxt == "of" or len(nxt) > 1 and toks[i + 1][0] == "word"
+                                    and nxt not in _ROLE and nxt not in _AFTER_NUMBER):
+                res.bad = f"{text} counts or measures something ({nxt!r}), it is not a price"
+                mode = None
+            elif kind == "pct":
                 if mode in ("stop", "tp") or (mode == "entry" and not groups[-1][0]):
                     res.bad = f"percentage where a price was expected ({text}%)"
                 mode = None

@@ -31,16 +31,18 @@ from datetime import datetime, timezone
 from decimal import Decimal
 
 from backend.signals import numbers as nums
+from backend.signals.grammar import maybe_prose, read_verbs
 from backend.signals.model import Signal
 from backend.signals.options import Ambiguous, find_option
 from backend.signals.symbols import find_symbols
 from backend.signals.text import MAX_CHARS, normalize
-from backend.signals.vocab import VERB_LEADS, classify_action, third_party, verb_categories, vetoed, words_of
+from backend.signals.vocab import VERB_LEADS, classify_action, third_party, vetoed, words_of
 
 log = logging.getLogger(__name__)
 
 _TAKE_PROFIT = re.compile(r"\btake[\s-]*profits?\b|\bprofit\s+targets?\b")
 _MAX_LEVERAGE = Decimal(200)
+_SPREAD = (Decimal(4), Decimal(25))  # widest max/min ratio of one order's prices: (stocks & crypto, options)
 _ENTRY_WORD = re.compile(r"(?<!to )(?<!at )\b(?:entry|entries|entered|entering|re-?entry)\b")
 _BREAKEVEN = re.compile(r"\b(?:breakeven|break[\s-]even|b/e|(?:to|at|@)\s*(?:be|entry)|be\s+stop|sl\s+be)\b")
 # Closing verbs other than a bare "sell" (which may open a short, see _parse).
@@ -83,7 +85,12 @@ def _parse(text: str, now: datetime) -> Signal | None:
     for start, end, _ in spans:
         work = work[:start] + "Ω" + " " * (end - start - 1) + work[end:]
 
-    cats = verb_categories(work)
+    symbol_words: set[str] = set()
+    for start, end, _ in spans:
+        symbol_words.update(words_of(low[start:end]))
+    cats, linked, prose = read_verbs(work, [start for start, _, _ in spans], maybe_prose(words, symbol_words))
+    if not linked:
+        return None  # no verb is about the instrument ("sold out show at the NVDA conference")
     decided = classify_action(cats)
     if decided is None:
         return None
@@ -114,8 +121,8 @@ def _parse(text: str, now: datetime) -> Signal | None:
     blanks = [m.span() for m in nums.NON_PRICE.finditer(work)]
     for m in nums.LEVERAGE.finditer(work):
         values = [nums.to_decimal(g) for g in m.groups() if g]
-        if None in values:
-            return None
+        if None in values or (m.group(nums.PREFIX_LEVERAGE) and asset_class != "crypto"):
+            return None  # "Buy AAPL x2": two shares, two lots or 2x? Only crypto writes leverage so
         leverages.add(min(values))  # "5x-10x": the conservative end of a range
         blanks.append(m.span())
     if blanks:
@@ -136,14 +143,18 @@ def _parse(text: str, now: datetime) -> Signal | None:
 
     entries = p.entries
     if p.market:
-        if entries:
+        if entries or p.leftovers:
             return None
+    elif entries and p.leftovers:
+        return None  # "Long BTC 2025, top 150k": a second price nobody labelled
     elif not entries and len(p.leftovers) == 1:
         entries = p.leftovers
     elif not entries and p.leftovers:
         return None  # several unexplained numbers: we cannot tell which is the price
     stop = p.stops[0] if p.stops else None
     targets = p.targets
+    if not _prices_plausible(entries, stop, targets, p.labelled, asset_class):
+        return None
 
     if action == "close" and not cats & _EXPLICIT_CLOSE and (stop is not None or targets):
         # A bare "SELL X ... SL ... TP ..." carries a stop and targets, which a
@@ -163,6 +174,8 @@ def _parse(text: str, now: datetime) -> Signal | None:
         if kind in ("equity", "position") and quantity > 100:
             return None
 
+    if prose > _prose_budget(action, entries, stop, targets, p.labelled, quantity, leverages, spec):
+        return None  # a sentence that happens to contain a verb and a ticker
     if action == "open":
         if not _geometry_ok(side, entries, stop, targets):
             return None
@@ -182,6 +195,47 @@ def _parse(text: str, now: datetime) -> Signal | None:
         partial_close=action == "close" and "partial" in cats and quantity is None,
         breakeven=action == "modify" and stop is None and bool(_BREAKEVEN.search(work)),
     )
+
+
+def _prose_budget(action: str, entries: list[Decimal], stop: Decimal | None, targets: list[Decimal],
+                  labelled: bool, quantity: Decimal | None, leverages: set[Decimal], spec) -> int:
+    """How many prose words (see :mod:`backend.signals.grammar`) a signal may carry.
+
+    The more order structure a message has, the surer we are that it is an
+    order: a labelled entry, a stop or targets allow two stray words ("BUY
+    AAPL @ 185 SL 180 - earnings play"); a bare price, size, leverage or
+    option contract allows one; a bare "buy X" allows none, because "Long
+    NVDA and chill" and "Buy AAPL, trust me" are chatter, and an order with
+    nothing to corroborate it is the costliest misread (a close, cancel or
+    modify names an existing position or order, so it gets one).
+    """
+    if stop is not None or targets or labelled or action == "cancel":
+        return 2  # (a wrong cancel only withdraws a pending order: the cheapest misread)
+    if entries or quantity is not None or leverages or spec is not None or action != "open":
+        return 1
+    return 0
+
+
+def _prices_plausible(entries: list[Decimal], stop: Decimal | None, targets: list[Decimal], labelled: bool,
+                      asset_class: str) -> bool:
+    """Numbers that cannot all be prices of one order mean we misread the message.
+
+    * A lone small integer after a bare verb, with no stop or target to
+      corroborate it ("Short TSLA, 1 of my favorite setups", "BUY AAPL 3"),
+      is far more often a count than a $3 limit price.
+    * Prices of one order lie close together: a stop or target more than
+      :data:`_SPREAD` times away from the others ("Buy AAPL @ 225 SL 22",
+      "Long SOL 150 TP 1500") is a typo or not a price at all.  Option
+      premiums swing much more, so they get a wider band.
+    """
+    if len(entries) == 1 and not labelled and stop is None and not targets:
+        value = entries[0]
+        if value < 10 and value == value.to_integral_value():
+            return False
+    prices = entries + targets + ([stop] if stop is not None else [])
+    if len(prices) > 1:
+        return max(prices) <= min(prices) * _SPREAD[asset_class == "option"]
+    return True
 
 
 def _geometry_ok(side: str | None, entries: list[Decimal], stop: Decimal | None, targets: list[Decimal]) -> bool:

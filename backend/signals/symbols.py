@@ -58,6 +58,7 @@ STOPWORDS = frozenset("""
     CHART DAILY PROFIT RUN RUNS RUNNER FILL FILLS HIT HITS TRAIL WHY HOW WHO WHAT
     WHEN WHERE ANY EVERY EACH BOTH ALOT VERY REAL SAFE HARD EASY FAST SLOW FULL PART RE NB PS CC
     STOCK SHARE WATCH BREAK EVEN MAX MIN PER NET TOTAL CASH DIP VS ETC TBD QTR IRA
+    LOTTO LOTTOS PLAYS WEEKLY WEEKLIES FLASH SIGNAL SIGNALS UPDATE STARTER RUNNERS TARGET TARGETS SHARES
     JAN FEB MAR APR JUN JUL AUG SEP SEPT OCT NOV DEC MON TUE TUES WED THU THUR THURS FRI SAT SUN
 """.split())
 
@@ -139,6 +140,18 @@ def classify(token: str) -> tuple[str, str, bool] | None:
     return None
 
 
+# A one-letter ticker without "$" (F, T, C, X ...) only where nothing else
+# fits: after an order verb or "shares (of)" and right before its price.
+_LETTER_BEFORE = re.compile(
+    r"(?:\b(?:shares?|units?)\s+(?:of\s+)?|\b(?:buy|buying|bought|sell|selling|sold|short|shorting|long|bto|sto|stc)"
+    r"\s+(?:\d+\s+)?)$", re.IGNORECASE)
+_LETTER_AFTER = re.compile(r"\s*(?:@|at\s|\$?\d)", re.IGNORECASE)
+
+
+def _letter_ticker(text: str, start: int, end: int) -> bool:
+    return bool(_LETTER_AFTER.match(text, end) and _LETTER_BEFORE.search(text[max(0, start - 30):start]))
+
+
 def find_symbols(text: str) -> tuple[dict[str, str], list[tuple[int, int, str]]]:
     """All candidate symbols of ``text`` (original case).
 
@@ -149,9 +162,13 @@ def find_symbols(text: str) -> tuple[dict[str, str], list[tuple[int, int, str]]]
     spans: list[tuple[int, int, str]] = []
     bare: list[tuple[int, int, str]] = []
     for m in _CANDIDATE.finditer(text):
-        hit = classify(m.group())
+        token = m.group()
+        hit = classify(token)
         if hit is None:
-            continue
+            if len(token) == 1 and token not in "AI" and _letter_ticker(text, m.start(), m.end()):
+                hit = (token, "stock", False)
+            else:
+                continue
         symbol, asset_class, is_bare = hit
         (bare if is_bare else spans).append((m.start(), m.end(), symbol))
         if not is_bare:

@@ -1,0 +1,152 @@
+"""Is a trading verb an *instruction about the named instrument*, or just a word?
+
+:mod:`backend.signals.vocab` finds the trading verbs; this module decides
+whether they form an order.  Chatter reuses the same words as signals -
+"buying power", "entry level jobs", "cancel culture", "sold out show",
+"stopped out of my mind trading SPY", "Short and sweet: SPY is choppy" - so
+a verb found somewhere in the message is not enough.  Real signals are
+terse: the verb sits next to the instrument, separated at most by
+determiners, sizes, prices and other trading vocabulary (the words of
+:data:`LINK`).  Every other word is *prose*, and prose tells us three things:
+
+1. **Adjacency** - a verb followed directly by a prose word is a noun or an
+   adjective ("buying *power*", "entry *level*", "cancel *culture*", "long
+   *liquidations*", "exit *polls*"), not a verb.
+2. **Link** - at least one verb must share a prose-free stretch of text with
+   the instrument: in "sold out *show* at the NVDA conference" the prose word
+   "show" cuts "sold" off from NVDA.  Line breaks do not cut (multi-line
+   alert cards put the symbol and the verb on different lines).
+3. **Amount** - the number of prose words, which the parser compares with a
+   small budget: a signal is mostly vocabulary, a sentence is mostly prose.
+
+All of it is one pass over the words the verb search walks anyway, plus a
+set lookup per word, so it costs well under a microsecond per message.
+"""
+
+from __future__ import annotations
+
+import re
+from bisect import bisect_left
+
+from backend.signals.numbers import ROLE_WORDS
+from backend.signals.vocab import NOUN_USES, VERB_LEADS, VERBS
+
+# Words that may sit between a verb and its instrument in a real signal and
+# that do not count as prose: determiners, pronouns, prepositions, the
+# price/size/option/crypto vocabulary, alert headers and the interjections
+# signal channels use.  Anything else is prose.
+LINK = frozenset("""
+    a an the this that these those my our your some more all any rest remaining remainder another other others
+    half full entire whole few couple bit little each both one
+    of on in into at for to from with by near around about approx approximately between via per off onto
+    up down out
+    i i'm im we we're me us it you ya guys team fam folks
+    and or then also plus &
+    here now today right just quick quickly asap immediately only officially finally partially fully
+    entirely completely again already instantly
+    position positions pos trade trades order orders alert alerts signal signals setup setups idea ideas
+    play plays swing swings scalp scalps scalping daytrade daytrading day lotto lottos starter runner runners
+    stake holdings bag bags core size sizing share shares contract contracts coin coins unit units lot lots
+    stock stocks token tokens pair pairs spot perp perps futures margin cross isolated iso leverage lev
+    price prices entry entries limit lmt market mkt cmp zone zones area areas level levels range ish avg
+    average fill region worth notional strength weakness dollars bucks account acct equity portfolio port capital balance
+    bankroll
+    sl stop stops stoploss loss losses tp tps pt pts target targets tgt tgts take profit profits gain gains
+    risk reward rr
+    call calls put puts exp expiry expiration dte 0dte weekly weeklies monthly monthlies leaps strike strikes
+    premium
+    usd usdt usdc busd long longs short shorts
+    new update updates note vip premium free flash quick
+    ok okay alright boom nice done small tight wide hard mental soft first second third final last partial
+    partials breakeven be even break
+    open opening premarket eod am pm
+    jan feb mar apr may jun jul aug sep sept oct nov dec january february march april june july august
+    september october november december
+""".split()) | VERB_LEADS | ROLE_WORDS
+
+_WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
+
+
+def _spaces(m: re.Match[str]) -> str:
+    return " " * (m.end() - m.start())
+
+
+def is_prose(word: str) -> bool:
+    """A word that is not trading vocabulary (digits, tickers-with-digits and single letters never are)."""
+    return not (word in LINK or len(word) == 1 or not word[0].isalpha() or word[-1].isdigit())
+
+
+def maybe_prose(words: set[str], symbol_words: set[str]) -> bool:
+    """Cheap pre-test on the message's word set: could any word be prose?
+
+    Most signals have none, and then :func:`read_verbs` can skip the
+    per-word classification (``symbol_words`` are the words inside the
+    instrument's own spans, e.g. ``aapl``).
+    """
+    return any(is_prose(word) for word in words - LINK - symbol_words)
+
+
+def read_verbs(work: str, anchors: list[int], prose_possible: bool = True) -> tuple[set[str], bool, int]:
+    """``(categories, linked, prose)`` for ``work`` (lower case, symbol replaced by ``Ω``).
+
+    ``anchors`` are the offsets of the ``Ω`` placeholders.  ``categories``
+    are those of :data:`~backend.signals.vocab.VERBS` that survive the
+    adjacency rule; ``linked`` says whether one of them is linked to an
+    anchor; ``prose`` counts the prose words outside verb phrases.
+    ``prose_possible=False`` (see :func:`maybe_prose`) skips the prose
+    bookkeeping.
+
+    The big verb alternation is only tried at words that can start a verb
+    (:data:`~backend.signals.vocab.VERB_LEADS`): every match starts at such
+    a word, and skipping the rest makes this ~2x faster.
+    """
+    if NOUN_USES.search(work):
+        work = NOUN_USES.sub(_spaces, work)
+    if not prose_possible:
+        return _verbs_only(work, anchors)
+    verbs: list[tuple[int, str]] = []   # (start, category) of the verbs kept so far
+    prose: list[int] = []
+    end = 0
+    verb_end = -1   # end of the last verb, while the next word may still demote it
+    chain = 0       # verbs joined by "/" ("long/short ratio", "entry/exit points") share that fate
+    for m in _WORD.finditer(work):
+        start = m.start()
+        if start < end:
+            continue
+        word = m.group()
+        if word in VERB_LEADS:
+            vm = VERBS.match(work, start)
+            if vm and vm.lastgroup:
+                chain = chain + 1 if verb_end >= 0 and work[verb_end:start] == "/" else 1
+                verbs.append((start, vm.lastgroup))
+                end = verb_end = vm.end()
+                continue
+        if word in LINK or len(word) == 1 or not word[0].isalpha() or word[-1].isdigit():  # is_prose, inlined
+            verb_end = -1
+            continue
+        prose.append(start)
+        if verb_end >= 0 and not work[verb_end:start].strip(" "):
+            del verbs[-chain:]  # "buying power", "entry level": a noun or an adjective, not a verb
+        verb_end = -1
+    cats = {cat for _, cat in verbs}
+    if not verbs or not anchors:
+        return cats, False, len(prose)
+    if not prose:
+        return cats, True, 0
+    segments = {bisect_left(prose, a) for a in anchors}
+    linked = any(bisect_left(prose, start) in segments for start, _ in verbs)
+    return cats, linked, len(prose)
+
+
+def _verbs_only(work: str, anchors: list[int]) -> tuple[set[str], bool, int]:
+    """:func:`read_verbs` for a message without prose: nothing can demote or cut off a verb."""
+    cats: set[str] = set()
+    end = 0
+    for m in _WORD.finditer(work):
+        start = m.start()
+        if start >= end and m.group() in VERB_LEADS:
+            vm = VERBS.match(work, start)
+            if vm and vm.lastgroup:
+                cats.add(vm.lastgroup)
+                end = vm.end()
+    return cats, bool(cats and anchors), 0
