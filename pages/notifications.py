@@ -1,4 +1,4 @@
-"""Notifications: fills, rejections, stale signals and risk halts, newest first; DM preference."""
+"""Notifications: fills, rejections, stale signals and risk halts, newest first; Discord link and DMs."""
 
 from __future__ import annotations
 
@@ -39,15 +39,58 @@ def dm_switch() -> rx.Component:
         rx.switch(checked=S.dm_enabled, on_change=S.set_dm_enabled, id="dm-enabled"),
         rx.text("Also send them to me as Discord DMs", size="2"),
         rx.cond(~S.discord_linked,
-                rx.text("(no Discord account linked yet: type /link in Discord)", size="1", color_scheme="gray")),
+                rx.text("(once your Discord account is linked)", size="1", color_scheme="gray")),
         align="center", spacing="2",
+    )
+
+
+def link_steps() -> rx.Component:
+    """Not linked yet: the button, then the code and what to do with it."""
+    return rx.vstack(
+        rx.text("Link your Discord account to use the bot's commands (/status, /positions, /pnl, /close, "
+                "/follow ...) and to get these notifications as direct messages.", size="2"),
+        rx.cond(
+            S.link_code != "",
+            rx.vstack(
+                rx.hstack(rx.text("In your community's Discord server, type", size="2"),
+                          rx.code("/link " + S.link_code, size="4", id="link-code"), align="center",
+                          spacing="2", wrap="wrap"),
+                rx.text("The code works once, until ", S.link_expires, " (15 minutes). A new code replaces it.",
+                        size="1", color_scheme="gray", id="link-expires"),
+                spacing="1",
+            ),
+        ),
+        rx.button(rx.cond(S.link_code != "", "Get a new code", "Get a link code"), on_click=S.get_link_code,
+                  size="2", variant=rx.cond(S.link_code != "", "soft", "solid"), id="get-link-code"),
+        spacing="2", align="start",
+    )
+
+
+def discord_card() -> rx.Component:
+    return rx.card(
+        rx.vstack(
+            rx.hstack(
+                rx.icon("message-circle", size=18),
+                rx.text("Discord", weight="bold"),
+                rx.badge(rx.cond(S.discord_linked, "Linked", "Not linked"),
+                         color_scheme=rx.cond(S.discord_linked, "green", "gray"), variant="soft", id="discord-status"),
+                align="center", spacing="2",
+            ),
+            rx.cond(S.discord_linked,
+                    rx.text("The bot knows you: its commands and DMs act on this account.", size="2",
+                            color_scheme="gray"),
+                    link_steps()),
+            dm_switch(),
+            spacing="3", width="100%",
+        ),
+        width="100%", id="discord-card",
     )
 
 
 @template(route=routes.TRADER_NOTIFICATIONS, title="Notifications", on_load=S.load)
 def notifications_page() -> rx.Component:
     return rx.vstack(
-        dm_switch(),
+        discord_card(),
         error_callout(S.error),
         section(
             "Inbox",

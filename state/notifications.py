@@ -4,7 +4,11 @@ Everything the money path tells a member (fills, rejections with their
 reason, stale signals, a risk halt) lands here as well as in a Discord DM.
 A bus push about a new notification reloads the page (throttled with the
 portfolio refreshes, see state/live.py).  The DM switch is the same
-preference the bot's ``/dm`` command changes.
+preference the bot's ``/dms`` command changes.
+
+The Discord card is where a member gets the one-time code for the bot's
+``/link`` (``members.create_link_code``): the code is shown once, with its
+expiry, and is kept only in this page's state (a new one replaces it).
 """
 
 from __future__ import annotations
@@ -52,6 +56,8 @@ class NotificationsState(LiveUpdates, AuthState):
     unread_only: bool = False
     dm_enabled: bool = True
     discord_linked: bool = False
+    link_code: str = ""
+    link_expires: str = ""
     error: str = ""
 
     def _reload(self, page: int):
@@ -69,6 +75,8 @@ class NotificationsState(LiveUpdates, AuthState):
         self.items = [notification_row(n) for n in box.items]
         self.unread, self.total, self.page, self.has_more = box.unread, box.total, page, box.has_more
         self.dm_enabled, self.discord_linked = pref.enabled, pref.discord_linked
+        if self.discord_linked:
+            self.link_code = self.link_expires = ""  # used: /link went through
 
     def _live_refresh(self, session, user_id: int, orders: bool, portfolio: bool) -> None:
         if portfolio or orders:
@@ -103,6 +111,23 @@ class NotificationsState(LiveUpdates, AuthState):
     @rx.event
     def set_dm_enabled(self, value: bool):
         return self._change(lambda s, uid: members.set_dm_enabled(s, uid, bool(value)))
+
+    @rx.event
+    def get_link_code(self):
+        """A fresh one-time code for ``/link`` (the previous unused one stops working)."""
+        self.error = ""
+        with session_scope() as session:
+            user = self._signed_in_user(session)
+            if user is None:
+                return self._to_login()
+            try:
+                code = members.create_link_code(session, user.id)
+            except TradeExecutorError as exc:
+                self.error = exc.message
+                return None
+        self.link_code = code.code
+        self.link_expires = fmt.when(code.expires_at)
+        return None
 
     def _change(self, action):
         """Run a write for the signed-in user, then show the page again."""

@@ -44,7 +44,7 @@ def register_commands(tree: app_commands.CommandTree, engine: sa.Engine, money_l
         return [app_commands.Choice(name=n, value=n) for n in names]
 
     @tree.command(name="link", description="Link this Discord account to your dashboard account")
-    @app_commands.describe(code="The one-time code shown on the dashboard (Settings > Discord)")
+    @app_commands.describe(code="The one-time code shown on the dashboard (Notifications > Discord)")
     async def link(interaction: discord.Interaction, code: str) -> None:
         await _answer(interaction, commands.link, engine, code)
 

@@ -10,8 +10,11 @@ lifted on the next trading day).
 Which account trades: the follow's ``broker_account_id`` when set (a
 disconnected chosen account is a denial, never a silent switch to another
 account), else the follower's first connected account with trade permission.
-Sizing: the follow's own override, else the follower's risk profile, else
-the source's default sizing (for followers who never saved a profile).
+Sizing, first that applies (``sizing_for``): the follow's own override; the
+follower's explicit sizing (any mode but ``provider_default``); the source's
+default; the built-in default (2 % of equity) when the source has none.
+Denied verdicts are told to the follower (``denial_note``): one notification
+per follower and signal, with the reasons in plain words.
 """
 
 from __future__ import annotations
@@ -28,15 +31,20 @@ from sqlmodel import Session, select
 from backend.db.models import (
     BrokerAccount, Follow, Notification, RiskDecisionRecord, RiskProfileRecord, Signal, SignalSource,
 )
+from backend.db.models.trading import PROVIDER_DEFAULT_SIZING
 from backend.execution.accounts import realized_today
 from backend.execution.ids import IdPool
 from backend.execution.intake import DISPATCHED, RECEIVED
 from backend.execution.journal import Journal
 from backend.execution.planner import Plan
 from backend.execution.sqlutil import insert_ignore
-from backend.risk import Decision, MarketHours, Reason, RiskProfile, TradingState, halt_expired, trading_day
+from backend.execution.trading_state import change_state, lift_if_expired, notification_row
+from backend.risk import Decision, MarketHours, Reason, RiskProfile
 
 ZERO = Decimal(0)
+BUILT_IN_SIZING = ("percent_equity", Decimal(2))
+# Denials that are not news: a close of a position the follower never took.
+QUIET_DENIALS = frozenset({"no_position"})
 
 
 @dataclass
@@ -67,13 +75,23 @@ def pick_account(follow: Follow, connected: list[BrokerAccount]) -> tuple[Broker
     return connected[0], ""
 
 
-def risk_profile(row: RiskProfileRecord, follow: Follow, source: SignalSource, *, row_saved: bool) -> tuple[RiskProfile, str]:
+def sizing_for(row: RiskProfileRecord, follow: Follow, source: SignalSource) -> tuple[str, Decimal, str]:
+    """(mode, value, where it came from): ``follow`` > ``profile`` > ``source`` > ``default``.
+
+    The follower's profile counts only when they chose a sizing (its mode is
+    not ``provider_default``, the mode of a profile nobody set a sizing on).
+    """
     if follow.sizing_mode and follow.sizing_value is not None:
-        mode, value, origin = follow.sizing_mode, follow.sizing_value, "follow"
-    elif row_saved or source.default_sizing_value is None:
-        mode, value, origin = row.sizing_mode, row.sizing_value, "profile"
-    else:
-        mode, value, origin = source.default_sizing_mode, source.default_sizing_value, "source"
+        return follow.sizing_mode, follow.sizing_value, "follow"
+    if row.sizing_mode != PROVIDER_DEFAULT_SIZING:
+        return row.sizing_mode, row.sizing_value, "profile"
+    if source.default_sizing_mode and source.default_sizing_value is not None:
+        return source.default_sizing_mode, source.default_sizing_value, "source"
+    return (*BUILT_IN_SIZING, "default")
+
+
+def risk_profile(row: RiskProfileRecord, follow: Follow, source: SignalSource, *, row_saved: bool) -> tuple[RiskProfile, str]:
+    mode, value, origin = sizing_for(row, follow, source)
     hours = MarketHours(open_time=row.market_open, close_time=row.market_close, timezone=row.market_tz)
     profile = RiskProfile(
         sizing_mode=mode, sizing_value=value, max_position_notional=row.max_position_notional,
@@ -82,7 +100,9 @@ def risk_profile(row: RiskProfileRecord, follow: Follow, source: SignalSource, *
         allowed_symbols=frozenset(row.allowed_symbols or ()), denied_symbols=frozenset(row.denied_symbols or ()),
         enforce_market_hours=row.enforce_market_hours, market_hours=hours,
         max_signals_per_minute=row.max_signals_per_minute, daily_loss_limit=row.daily_loss_limit,
-        flatten_on_daily_loss=row.flatten_on_daily_loss, use_signal_quantity=row.use_signal_quantity)
+        flatten_on_daily_loss=row.flatten_on_daily_loss, use_signal_quantity=row.use_signal_quantity,
+        reduce_at_loss_percent=row.reduce_at_loss_percent, max_price_deviation_percent=row.max_price_deviation_percent,
+        max_option_price_deviation_percent=row.max_option_price_deviation_percent)
     return profile, origin
 
 
@@ -91,14 +111,10 @@ def denied(code: str, message: str, parsed: Any) -> Decision:
 
 
 def lift_expired_halts(followers: list[Follower], journal: Journal, now: datetime) -> None:
+    """End yesterday's halts (and day-long close-only states) before deciding (``trading_state``)."""
     for fl in followers:
-        row = fl.profile_row
-        if row.id is None or row.trading_state != TradingState.HALTED.value or row.halted_on is None:
-            continue
-        if halt_expired(row.halted_on, now, row.market_tz):
-            journal.audit("risk.state_changed", subject_type="user", subject_id=row.user_id, actor_user_id=row.user_id,
-                          data={"from": row.trading_state, "to": "ACTIVE", "reason": "A new trading day began."})
-            row.trading_state, row.state_reason, row.halted_on, row.updated_at = "ACTIVE", None, None, now
+        if fl.profile_row.id is not None:
+            lift_if_expired(journal, fl.profile_row, now)
 
 
 def loss_and_rate(session: Session, followers: list[Follower], source: SignalSource, signal_id: int,
@@ -161,6 +177,9 @@ def write_decisions(session: Session, journal: Journal, signal_id: int, source: 
         fl.decision_id = found.get(fl.follow.follower_id)
         if fl.decision_id is None:
             continue  # decided by an earlier run: its orders exist already
+        note = denial_note(fl, signal_id, source, now)
+        if note is not None:
+            journal.insert(Notification, note)
         journal.push(fl.follow.follower_id, {"type": "decision.created", "decision": {
             "id": fl.decision_id, "signal_id": signal_id, "approved": fl.decision.approved,
             "quantity": str(fl.decision.quantity), "reasons": [r.message for r in fl.decision.reasons]}},
@@ -189,21 +208,28 @@ def audit_decisions(journal: Journal, signal_id: int, source: SignalSource, foll
                           data=summary)
 
 
+def denial_note(fl: Follower, signal_id: int, source: SignalSource, now: datetime) -> dict[str, Any] | None:
+    """The notification telling a follower why this signal was not traded for them (None: approved, or quiet)."""
+    d = fl.decision
+    if d.approved or not d.reasons or set(d.codes) <= QUIET_DENIALS:
+        return None
+    signal = d.inputs.get("signal") or {}
+    verb = {"open": (signal.get("side") or "trade").title(), "close": "Close", "modify": "Change",
+            "cancel": "Cancel"}.get(signal.get("action"), "Signal")
+    symbol = signal.get("symbol") or "?"
+    body = " ".join(r.message for r in d.reasons if r.code not in QUIET_DENIALS)
+    return notification_row(fl.follow.follower_id, "signal.denied", f"{verb} {symbol} from {source.name} not taken",
+                            body, now, {"signal_id": signal_id, "decision_id": fl.decision_id,
+                                        "codes": list(d.codes)})
+
+
+STATE_CODES = ("daily_loss_limit", "daily_loss_soft")
+
+
 def set_state(session: Session, journal: Journal, fl: Follower, d: Decision, now: datetime) -> None:
+    """Apply the decision's trading-state change (a loss rule, so it lasts for the trading day)."""
     row = fl.profile_row
     if row.id is None:
         session.add(row)
-    before = row.trading_state
-    row.trading_state = d.new_trading_state.value
-    row.state_reason = next((r.message for r in d.reasons if r.code == "daily_loss_limit"), d.reasons[0].message)[:500]
-    row.halted_on = trading_day(now, row.market_tz) if row.trading_state == "HALTED" else None
-    row.updated_at = now
-    journal.audit("risk.state_changed", subject_type="user", subject_id=row.user_id, actor_user_id=row.user_id,
-                  data={"from": before, "to": row.trading_state, "reason": row.state_reason, "flatten": d.flatten})
-    note = Notification(user_id=row.user_id, kind="risk.halted" if row.trading_state == "HALTED" else "risk.state",
-                        title=f"Trading {row.trading_state.lower()}", created_at=now, dm_status="pending",
-                        body=row.state_reason + (" Your open positions are being closed." if d.flatten else ""),
-                        data={"state": row.trading_state, "flatten": d.flatten})
-    session.add(note)
-    journal.push(row.user_id, {"type": "risk.state_changed", "state": row.trading_state, "reason": row.state_reason},
-                 key="state")
+    reason = next((r.message for r in d.reasons if r.code in STATE_CODES), d.reasons[0].message)
+    change_state(journal, row, d.new_trading_state.value, reason, now, for_the_day=True, flatten=d.flatten)

@@ -200,7 +200,7 @@ async def _decide_and_plan(session: Session, journal: Journal, signal_id: int, s
                         state=fl.profile_row.trading_state,
                         contract=(instrument, parsed.symbol) if instrument != parsed.symbol else None)
         fl.decision = evaluate(parsed, profile, acct, data.rules, reference_price=price, now=now,
-                               recent_signal_count=recent)
+                               recent_signal_count=recent, quote=data.price)
         fl.sizing_from = sizing_from
     dispatch.accounts = {a.id: a for a in accounts}
 

@@ -198,14 +198,17 @@ def _select(conn: sa.Connection, keys: set[tuple[int, str]]) -> tuple[dict[tuple
 
 def apply_fills(session: Session, items: Sequence[tuple[Order, Fill]], journal: Journal,
                 now: datetime, *, writes: Writes | None = None,
-                preloaded: Preloaded | None = None) -> dict[tuple[int, str], PositionRow]:
+                preloaded: Preloaded | None = None, booked: list[dict] | None = None
+                ) -> dict[tuple[int, str], PositionRow]:
     """Book fills (with their ids) into positions, lots and the P&L ledger.
 
     Positions are plain rows (``rows.PositionRow``): the caller must not also
     hold ORM ``Position`` objects of them in the session.  The changes are
     written before returning, or queued in ``writes`` (the journal's, written
     with the audit events) by a caller that reads none of them again before
-    that, and books no other fills in the transaction.
+    that, and books no other fills in the transaction.  ``booked``: receives
+    the ``realized_pnl`` rows written (the loss guard counts them before they
+    reach the database).
     """
     if not items:
         return {}
@@ -242,6 +245,8 @@ def apply_fills(session: Session, items: Sequence[tuple[Order, Fill]], journal: 
     writes = Writes() if writes is None else writes
     _write_lots(writes, lots)
     writes.insert(RealizedPnl.__table__, pnl_rows)
+    if booked is not None:
+        booked.extend(pnl_rows)
     queue_write_back(writes, POSITIONS, positions.values())
     if now_writes:
         writes.flush(conn)

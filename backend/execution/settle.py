@@ -5,9 +5,11 @@ status polls) ends here: ``Settlement`` applies venue snapshots through the
 state machine, books the new fills into positions, releases the orders that
 were waiting for a finished one (bracket children, the entry of a
 close-then-reverse, a replacement), trims protection that outgrew the
-position, and records the cancels and amendments still to send as
-``pending_cancel`` / ``pending_replace`` order events so that a crash
-before they are sent does not forget them.
+position, checks the daily loss limit of the followers whose P&L the fills
+moved (``loss_guard``: a stop fill that breaks it halts and, if asked,
+flattens in this same transaction), and records the cancels and amendments
+still to send as ``pending_cancel`` / ``pending_replace`` order events so
+that a crash before they are sent does not forget them.
 
 The result says what to do next (submit these, cancel those), which the
 caller does after the commit: the broker is never called inside a
@@ -27,6 +29,7 @@ from sqlmodel import Session, select
 from backend.brokers.base import OrderSnapshot
 from backend.db.models import BrokerAccount, Fill, Order, OrderEvent
 from backend.execution.adapters import Adapters, accounts_that_replace
+from backend.execution import loss_guard
 from backend.execution.brackets import rebalance, release_waiting
 from backend.execution.journal import Journal
 from backend.execution.positions import Preloaded, apply_fills
@@ -150,8 +153,9 @@ class Settlement:
         session = self.session
         self._insert_fills()
         cancels: set[int] = set(venue_cancels)
+        booked: list[dict] = []
         positions = apply_fills(session, self.fills, self.journal, self.now, writes=self.journal.writes,
-                                preloaded=self._positions)
+                                preloaded=self._positions, booked=booked)
         finished = [self.orders[i] for i in self.touched if i in self.orders and self.orders[i].status in FINAL]
         account_ids = {o.broker_account_id for o in finished} | {p.broker_account_id for p in positions.values()}
         if not account_ids:
@@ -165,6 +169,10 @@ class Settlement:
                              known=self.rows if self.rows is not None else self.orders)
             plan.write(session, self.journal)
             followups = Followups(set(ready), cancels, plan.replace)
+        if positions:
+            guard = loss_guard.after_fills(session, self.journal, positions.values(), booked, self.now,
+                                           open_orders=self._open_rows, venue_cancels=cancels)
+            followups.submit_ids.update(guard.submit_ids)
         record_intents(session, followups, self.now, known=self.rows, journal=self.journal)
         if self.rows is not None:  # written with the journal's other rows at ``flush_audit``
             queue_write_back(self.journal.writes, ORDERS, self.rows.values())

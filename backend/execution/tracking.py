@@ -25,6 +25,7 @@ from backend.db.types import utcnow
 from backend.errors import OrderNotFound, TradeExecutorError
 from backend.execution.adapters import Adapters, venue_key
 from backend.execution.journal import Journal
+from backend.execution.loss_guard import after_marks
 from backend.execution.positions import mark_prices
 from backend.execution.settle import Followups, Settlement, differs
 from backend.execution.sqlutil import locked
@@ -223,7 +224,12 @@ async def refresh_marks(engine, adapters: Adapters, *, clock=utcnow) -> int:
             by_symbol[symbol][account_id] = prices[key]
     if not by_symbol:
         return 0
+    journal = Journal()
     with Session(engine) as session:
-        count = mark_prices(session, by_symbol, clock())
+        now = clock()
+        count = mark_prices(session, by_symbol, now)
+        after_marks(session, journal, {a for marks in by_symbol.values() for a in marks}, now)  # daily loss limit
+        journal.flush_audit(session)
         session.commit()
+    journal.publish()
     return count

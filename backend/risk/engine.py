@@ -22,8 +22,15 @@ Policy by action:
 * Daily loss limit: when realised + open P&L reaches -limit, opens are
   denied (``daily_loss_limit``), ``new_trading_state`` becomes HALTED (on any
   action, once: only when the account is not already HALTED) and ``flatten``
-  is set when ``profile.flatten_on_daily_loss``.  The engine never lifts a
-  halt; the caller does, using ``halt_expired``.
+  is set when ``profile.flatten_on_daily_loss``.  Past the soft threshold
+  (``reduce_at_loss_percent`` of the limit) opens are denied
+  (``daily_loss_soft``) and an ACTIVE account becomes REDUCING.  The rule is
+  ``states.loss_change``, shared with the checks that run when fills are
+  booked.  The engine never lifts a state; the caller does, using
+  ``halt_expired``.
+* Price sanity: a limit entry further from the venue's last price
+  (``quote``) than the profile allows is denied (``price_far_from_market``):
+  a misread price must not become a marketable order.
 """
 
 from __future__ import annotations
@@ -43,9 +50,11 @@ from .models import (
     signal_inputs,
 )
 from .sizing import Sizing, compute_sizing, effective_leverage, order_prices
+from .states import check_soft_loss, loss_change
 
 DEFAULT_MARKET_TZ = "America/New_York"
 _ACTIONS = ("open", "close", "modify", "cancel")
+_SAME = object()  # ``quote`` not given: the reference price is the venue's last price
 
 
 # --- trading calendar ---------------------------------------------------------------
@@ -93,16 +102,21 @@ def _state_note(account: AccountSnapshot) -> list[Reason]:
 
 
 def evaluate(signal: SignalLike, profile: RiskProfile, account: AccountSnapshot, rules: InstrumentRules, *,
-             reference_price: Decimal | None, now: datetime, recent_signal_count: int) -> Decision:
+             reference_price: Decimal | None, now: datetime, recent_signal_count: int,
+             quote: Decimal | None | object = _SAME) -> Decision:
     """Decide whether, and how much, this follower trades on this signal.
 
     ``reference_price``: expected fill price (last trade or quote); used for
     notional sizing and every exposure limit (for limit orders the limit
     price is used instead).  ``recent_signal_count``: signals from the same
-    source in the previous 60 s, not counting this one.
+    source in the previous 60 s, not counting this one.  ``quote``: the
+    venue's last price for the price sanity check; None when the venue gave
+    none (the reference price is then the signal's own), by default the
+    reference price.
     """
     _require_aware(now)
     reference_price = to_decimal(reference_price, "reference_price", optional=True)
+    quote = reference_price if quote is _SAME else to_decimal(quote, "quote", optional=True)
     if isinstance(recent_signal_count, bool) or not isinstance(recent_signal_count, int) or recent_signal_count < 0:
         raise ValidationError("recent_signal_count must be a whole number >= 0.", field="recent_signal_count")
 
@@ -110,17 +124,21 @@ def evaluate(signal: SignalLike, profile: RiskProfile, account: AccountSnapshot,
                                 "market_open": profile.market_hours.is_open(now)}
     inputs: dict[str, Any] = {
         "signal": signal_inputs(signal), "profile": jsonable(profile), "account": jsonable(account),
-        "rules": jsonable(rules), "reference_price": jsonable(reference_price), "now": now.isoformat(),
-        "recent_signal_count": recent_signal_count, "computed": computed,
+        "rules": jsonable(rules), "reference_price": jsonable(reference_price), "quote": jsonable(quote),
+        "now": now.isoformat(), "recent_signal_count": recent_signal_count, "computed": computed,
     }
     breach = limits.check_daily_loss(account, profile.daily_loss_limit)
-    new_state = TradingState.HALTED if breach and account.trading_state is not TradingState.HALTED else None
-    flatten = bool(new_state and profile.flatten_on_daily_loss)
+    soft = None if breach else check_soft_loss(account, profile.daily_loss_limit, profile.reduce_at_loss_percent)
+    change = loss_change(account, daily_loss_limit=profile.daily_loss_limit,
+                         reduce_at_percent=profile.reduce_at_loss_percent, flatten=profile.flatten_on_daily_loss)
+    new_state = change.state if change else None
+    flatten = bool(change and change.flatten)
     computed["daily_loss_breached"] = breach is not None
+    computed["daily_loss_soft_reached"] = soft is not None
 
     def decide(approved: bool, reasons: list[Reason], quantity: Decimal = Decimal(0), **extra: Any) -> Decision:
-        if approved and breach and new_state:
-            reasons = reasons + [breach]  # explains the state change on an approved close/modify
+        if approved and change:
+            reasons = reasons + [change.reason]  # explains the state change on an approved close/modify
         computed["quantity"] = str(quantity)
         return Decision(approved, quantity if approved else Decimal(0), tuple(reasons), inputs,
                         new_state, flatten, **extra)
@@ -141,21 +159,25 @@ def evaluate(signal: SignalLike, profile: RiskProfile, account: AccountSnapshot,
         ok = Reason("approved", f"Approved: {sized.reasons[0].message}")
         return decide(True, [ok, *sized.reasons[1:], *_state_note(account)], sized.quantity, side=sized.side)
 
-    return _evaluate_open(signal, profile, account, rules, reference_price, now, recent_signal_count,
-                          sized, breach, computed, decide)
+    return _evaluate_open(signal, profile, account, rules, reference_price, quote, now, recent_signal_count,
+                          sized, breach or soft, computed, decide)
 
 
 def _evaluate_open(signal: SignalLike, profile: RiskProfile, account: AccountSnapshot, rules: InstrumentRules,
-                   reference_price: Decimal | None, now: datetime, recent_signal_count: int, sized: Sizing,
-                   breach: Reason | None, computed: dict[str, Any], decide: Callable[..., Decision]) -> Decision:
+                   reference_price: Decimal | None, quote: Decimal | None, now: datetime, recent_signal_count: int,
+                   sized: Sizing, loss: Reason | None, computed: dict[str, Any],
+                   decide: Callable[..., Decision]) -> Decision:
     """Opens: ACTIVE state plus every limit, all failures reported together."""
     side = signal.side
     if side not in ("buy", "sell"):
         return decide(False, [Reason("invalid_signal", "An opening signal needs a side (buy or sell); this one has none.")])
     entry, limit_price, stop_price = order_prices(signal, rules, reference_price)
     blocking: list[Reason | None] = [
-        breach,
+        loss,
         limits.check_trading_state(account.trading_state, reducing=False),
+        limits.check_limit_near_quote(side, limit_price, quote, signal.asset_class,
+                                      max_percent=profile.max_price_deviation_percent,
+                                      max_option_percent=profile.max_option_price_deviation_percent),
         limits.check_symbol(signal.symbol, profile),
         limits.check_market_hours(signal.asset_class, now, enforce=profile.enforce_market_hours,
                                   hours=profile.market_hours),

@@ -184,3 +184,26 @@ def check_stop_side(side: str, entry: Decimal | None, stop: Decimal | None) -> R
     where = "below" if side == "buy" else "above"
     return Reason("stop_wrong_side", f"For a {side} the stop loss ({fmt_price(stop)}) must be {where} the entry "
                                      f"({fmt_price(entry)}); this one is not, so it could not protect the trade.")
+
+
+def check_limit_near_quote(side: str, limit: Decimal | None, quote: Decimal | None, asset_class: str, *,
+                           max_percent: Decimal | None, max_option_percent: Decimal | None) -> Reason | None:
+    """A limit entry far from the venue's last price is refused: it is most likely a misread price.
+
+    A misparsed "1.00" for a $250 stock becomes, on the sell side, a marketable
+    order sized as if each share cost a dollar.  Both directions are refused
+    (a buy far below the market is the same misreading, resting).  Without a
+    quote there is nothing to compare with and the check does not apply.
+    """
+    allowed = max_option_percent if asset_class == "option" else max_percent
+    if allowed is None or limit is None or quote is None or quote <= 0:
+        return None
+    off = WIDE_CTX.divide(WIDE_CTX.multiply(abs(limit - quote), Decimal(100)), quote)
+    if off <= allowed:
+        return None
+    where = "below" if limit < quote else "above"
+    kind = {"stock": "stocks", "option": "options"}.get(asset_class, asset_class)
+    return Reason("price_far_from_market", f"The {side} limit {fmt_price(limit)} is {fmt_num(off, 1)}% {where} the "
+                                           f"last price {fmt_price(quote)}; for {kind} you allow at most "
+                                           f"{fmt_num(allowed)}%, so the price was probably misread and nothing "
+                                           "was ordered.")

@@ -168,6 +168,14 @@ class RiskProfile:
 
     ``enforce_market_hours`` only concerns stocks and options; crypto trades
     24/7 and is never held to market hours.
+
+    ``reduce_at_loss_percent``: a soft threshold, in percent of the daily
+    loss limit (75 = close-only once today's loss reaches 75 % of it), see
+    ``states.loss_change``.  ``max_price_deviation_percent``: how far a limit
+    entry may sit from the venue's last price (stocks and crypto) before it
+    is refused as a probably misread price; options, whose quotes are thin
+    and move in large steps, use ``max_option_price_deviation_percent``.
+    None switches a check off.
     """
 
     sizing_mode: SizingMode
@@ -183,6 +191,9 @@ class RiskProfile:
     daily_loss_limit: Decimal | None = None        # USD, a positive amount
     flatten_on_daily_loss: bool = False
     use_signal_quantity: bool = False
+    reduce_at_loss_percent: Decimal | None = None
+    max_price_deviation_percent: Decimal | None = Decimal(10)
+    max_option_price_deviation_percent: Decimal | None = Decimal(50)
 
     def __post_init__(self) -> None:
         try:
@@ -195,11 +206,15 @@ class RiskProfile:
         if self.sizing_mode in (SizingMode.PERCENT_EQUITY, SizingMode.RISK_PERCENT) and value > HUNDRED:
             raise ValidationError("A percentage above 100 is not allowed; use leverage instead.", field="sizing_value")
         _set(self, "sizing_value", value)
-        for name in ("max_position_notional", "max_leverage", "daily_loss_limit"):
+        for name in ("max_position_notional", "max_leverage", "daily_loss_limit", "reduce_at_loss_percent",
+                     "max_price_deviation_percent", "max_option_price_deviation_percent"):
             d = to_decimal(getattr(self, name), name, optional=True)
             if d is not None and d <= 0:
                 raise ValidationError(f"{name} must be greater than zero (leave it empty for no limit).", field=name)
             _set(self, name, d)
+        if self.reduce_at_loss_percent is not None and self.reduce_at_loss_percent >= HUNDRED:
+            raise ValidationError("The close-only threshold is a percentage of the daily loss limit and must be "
+                                  "below 100.", field="reduce_at_loss_percent")
         _set(self, "max_open_positions", _opt_int(self.max_open_positions, "max_open_positions", 1))
         _set(self, "max_signals_per_minute", _opt_int(self.max_signals_per_minute, "max_signals_per_minute", 1))
         _set(self, "allowed_symbols", _symbols(self.allowed_symbols, "allowed_symbols"))

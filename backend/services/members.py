@@ -6,8 +6,9 @@ caller's ``users.id`` (the bot first turns a Discord id into a user with
 back; the read side reuses the dashboard's read models so ``/positions``
 and the Positions page can never disagree.
 
-Linking: the dashboard shows a one-time code (``create_link_code``, valid
-15 minutes, a new one replaces the old); the member types ``/link CODE`` in
+Linking: the dashboard's Notifications page (Discord card) shows a one-time
+code (``create_link_code``, valid 15 minutes, a new one replaces the old);
+the member types ``/link CODE`` in
 Discord, which joins the two accounts (``redeem_link_code``).  A Discord
 account linked to another dashboard account is refused rather than moved:
 taking over someone's trading identity must not be one command away.
@@ -69,7 +70,14 @@ class MemberStatus:
 
 # ------------------------------------------------------------------ linking
 def create_link_code(session: Session, user_id: int, *, now: datetime | None = None) -> LinkCode:
+    """A new code for ``/link`` (any unused older one is deleted); refused once the account is linked."""
     now = now or utcnow()
+    user = session.get(User, user_id)
+    if user is None:
+        raise NotFound("That user does not exist.")
+    if user.discord_id:
+        raise ValidationError("Your dashboard account is already linked to Discord: the bot's commands work "
+                              "for you already.")
     session.execute(sa.delete(DiscordLinkCode).where(DiscordLinkCode.user_id == user_id,
                                                      DiscordLinkCode.used_at.is_(None)))
     code = "".join(secrets.choice(LINK_CODE_ALPHABET) for _ in range(LINK_CODE_LENGTH))
@@ -85,17 +93,17 @@ def redeem_link_code(session: Session, discord_user_id: str, code: str, *, now: 
     wanted = (code or "").strip().upper().replace("-", "").replace(" ", "")
     row = session.get(DiscordLinkCode, wanted) if wanted else None
     if row is None or row.used_at is not None or row.expires_at <= now:
-        raise ValidationError("That link code is unknown, used or expired. Create a new one on the dashboard "
-                              "(Settings > Discord) and run /link again within 15 minutes.", field="code")
+        raise ValidationError("That link code is unknown, used or expired. Get a new one on the dashboard "
+                              "(Notifications > Discord) and run /link again within 15 minutes.", field="code")
     discord_user_id = str(discord_user_id)
     holder = session.exec(select(User).where(User.discord_id == discord_user_id)).first()
     if holder is not None and holder.id != row.user_id:
-        raise PermissionDenied("This Discord account is already linked to another dashboard account. "
-                               "Unlink it there first, then run /link again.")
+        raise PermissionDenied("This Discord account is already linked to another dashboard account: sign in "
+                               "with Discord to use that one, or ask a platform admin to move the link.")
     user = session.get(User, row.user_id)
     if user.discord_id not in (None, discord_user_id):
-        raise PermissionDenied("Your dashboard account is already linked to a different Discord account. "
-                               "Unlink it on the dashboard first.")
+        raise PermissionDenied("Your dashboard account is already linked to a different Discord account; run "
+                               "/link from that one, or ask a platform admin to move the link.")
     user.discord_id = discord_user_id
     row.used_at = now
     audit.record(session, "member.discord_linked", subject_type="user", subject_id=user.id,
@@ -108,7 +116,7 @@ def user_for_discord(session: Session, discord_user_id: str | int) -> User:
     user = session.exec(select(User).where(User.discord_id == str(discord_user_id))).first()
     if user is None:
         raise NotLinked(f"Your Discord account is not linked to a dashboard account yet. Sign in at "
-                        f"{get_settings().public_url}, open Settings > Discord to get a code, then run /link CODE here.")
+                        f"{get_settings().public_url}, open Notifications > Discord to get a code, then run /link CODE here.")
     return user
 
 

@@ -5,15 +5,31 @@ input: ``RiskSettingsInvalid`` is a ``ValidationError`` whose ``field`` and
 ``message`` are the first problem and whose ``errors`` maps every bad field to
 its message.  The checks are the ones a trader most often gets wrong: a
 negative or zero size, a percentage over 100, a daily loss limit larger than
-the equity it is meant to protect, symbols the parser would never produce,
-and market hours that are not ``HH:MM``.  Saving never touches the trading
-state (ACTIVE/REDUCING/HALTED): that belongs to the risk engine.
+the equity it is meant to protect, a close-only threshold without a daily
+loss limit, symbols the parser would never produce, and market hours that
+are not ``HH:MM``.
+
+Sizing mode ``provider_default`` means "use the signal source's default"
+(the value is then not needed); any other mode is the follower's own and
+wins over the source's (a follow's override wins over both).
+
+The trading state (ACTIVE/REDUCING/HALTED) belongs to the risk engine, with
+one exception the follower controls: the close-only switch (``close_only``,
+also ``set_close_only``).  On, the account is REDUCING (closes, stop moves
+and cancels only) until switched off; off, it is ACTIVE again, unless the
+engine has halted it or made it close-only for the day (the daily loss
+limit and its soft threshold), which only a new trading day lifts.
+
+Fields added after the first version of the form (``LATER_FIELDS``) are left
+as they are when a form does not carry them, so an older form never
+switches a safety check off by omission.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -21,19 +37,26 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlmodel import Session, select
 
 from backend.db.models import RiskProfileRecord
+from backend.db.models.trading import PROVIDER_DEFAULT_SIZING
 from backend.db.types import utcnow
 from backend.errors import ValidationError
+from backend.execution.journal import Journal
+from backend.execution.trading_state import ACTIVE, CLOSE_ONLY_REASON, REDUCING, change_state, until_text
 from backend.services import dashboard
 
 SIZING_MODES = {"fixed_units": "Fixed quantity", "fixed_notional": "Fixed amount ($)",
                 "percent_equity": "% of equity", "risk_percent": "% of equity at risk (needs a stop)"}
+# The follower's profile may also leave sizing to the provider (a follow's override never does).
+PROFILE_SIZING_MODES = {PROVIDER_DEFAULT_SIZING: "Provider's default", **SIZING_MODES}
 PERCENT_MODES = {"percent_equity", "risk_percent"}
 SYMBOL = re.compile(r"^[A-Z][A-Z0-9]{0,9}(?:[./-][A-Z0-9]{1,10})?$")
 HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
 HUNDRED = Decimal(100)
-DECIMAL_FIELDS = ("sizing_value", "max_position_notional", "max_leverage", "daily_loss_limit")
+PERCENT_FIELDS = ("reduce_at_loss_percent", "max_price_deviation_percent", "max_option_price_deviation_percent")
+DECIMAL_FIELDS = ("sizing_value", "max_position_notional", "max_leverage", "daily_loss_limit", *PERCENT_FIELDS)
 INT_FIELDS = ("max_open_positions", "max_signals_per_minute")
-BOOL_FIELDS = ("enforce_market_hours", "flatten_on_daily_loss", "use_signal_quantity")
+BOOL_FIELDS = ("enforce_market_hours", "flatten_on_daily_loss", "use_signal_quantity", "close_only")
+LATER_FIELDS = (*PERCENT_FIELDS, "close_only")
 TEXT_FIELDS = ("sizing_mode", "market_open", "market_close", "market_tz")
 LIST_FIELDS = ("allowed_symbols", "denied_symbols")
 
@@ -63,7 +86,7 @@ def as_form(profile: RiskProfileRecord | None) -> dict[str, Any]:
         form[name] = bool(getattr(p, name))
     for name in LIST_FIELDS:
         form[name] = ", ".join(getattr(p, name) or [])
-    form["trading_state"], form["state_reason"] = p.trading_state, p.state_reason or ""
+    form["trading_state"], form["state_reason"] = p.trading_state, ((p.state_reason or "") + until_text(p)).strip()
     return form
 
 
@@ -110,18 +133,32 @@ def validate(form: Mapping[str, Any], equity: Decimal | None) -> dict[str, Any]:
     errors: dict[str, str] = {}
     clean: dict[str, Any] = {}
     mode = str(form.get("sizing_mode") or "")
-    if mode not in SIZING_MODES:
+    if mode not in PROFILE_SIZING_MODES:
         errors["sizing_mode"] = "Choose a sizing mode."
     clean["sizing_mode"] = mode
-    size = _decimal(errors, form, "sizing_value", required=True)
-    if size is not None and mode in PERCENT_MODES and size > HUNDRED:
-        errors["sizing_value"] = "A percentage cannot be over 100."
-    clean["sizing_value"] = size
+    if mode == PROVIDER_DEFAULT_SIZING:  # the value is the provider's; keep whatever was typed, if usable
+        size = _decimal({}, form, "sizing_value")
+        if size is not None:
+            clean["sizing_value"] = size
+    else:
+        size = _decimal(errors, form, "sizing_value", required=True)
+        if size is not None and mode in PERCENT_MODES and size > HUNDRED:
+            errors["sizing_value"] = "A percentage cannot be over 100."
+        clean["sizing_value"] = size
     for name in ("max_position_notional", "max_leverage", "daily_loss_limit"):
         clean[name] = _decimal(errors, form, name)
     loss = clean["daily_loss_limit"]
     if loss is not None and equity is not None and equity > 0 and loss > equity:
         errors["daily_loss_limit"] = f"Above your equity ({equity:,.2f}): this limit could never stop anything."
+    for name in PERCENT_FIELDS:
+        if name in form:
+            clean[name] = _decimal(errors, form, name)
+    soft = clean.get("reduce_at_loss_percent")
+    if soft is not None and soft >= HUNDRED:
+        errors["reduce_at_loss_percent"] = ("A share of the daily loss limit, below 100 (at 100 the limit itself "
+                                            "halts trading).")
+    elif soft is not None and loss is None and "daily_loss_limit" not in errors:
+        errors["reduce_at_loss_percent"] = "Set a daily loss limit first: this is a percentage of it."
     for name in INT_FIELDS:
         clean[name] = _int(errors, form, name)
     for name in LIST_FIELDS:
@@ -143,7 +180,8 @@ def validate(form: Mapping[str, Any], equity: Decimal | None) -> dict[str, Any]:
         errors["market_tz"] = "Unknown time zone; use a name like America/New_York."
     clean["market_tz"] = tz
     for name in BOOL_FIELDS:
-        clean[name] = bool(form.get(name))
+        if name in form or name not in LATER_FIELDS:
+            clean[name] = bool(form.get(name))
     if errors:
         raise RiskSettingsInvalid(errors)
     return clean
@@ -163,10 +201,45 @@ def save(session: Session, user_id: int, form: Mapping[str, Any]) -> RiskProfile
     """Validate against the user's current equity, then create or update their one row."""
     clean = validate(form, user_equity(session, user_id))
     profile = load(session, user_id) or RiskProfileRecord(user_id=user_id)
+    close_only = clean.pop("close_only", profile.close_only)
     for name, value in clean.items():
         setattr(profile, name, value)
     profile.updated_at = utcnow()
     session.add(profile)
+    return _apply_close_only(session, profile, close_only)
+
+
+def set_close_only(session: Session, user_id: int, on: bool, *, now: datetime | None = None) -> RiskProfileRecord:
+    """The follower's close-only switch (REDUCING): no new positions; closes, stop moves, cancels still work."""
+    profile = load(session, user_id) or RiskProfileRecord(user_id=user_id)
+    session.add(profile)
+    return _apply_close_only(session, profile, bool(on), now=now)
+
+
+def _apply_close_only(session: Session, profile: RiskProfileRecord, on: bool, *,
+                      now: datetime | None = None) -> RiskProfileRecord:
+    """Store the switch and move the state with it (audited, pushed to an open dashboard), then commit.
+
+    Switching on makes an ACTIVE account REDUCING, and turns a day-long
+    REDUCING into one with no end.  Switching off returns the follower's own
+    REDUCING to ACTIVE; a state the engine set for the day (HALTED, or
+    REDUCING past the soft threshold) stays until the next trading day.
+    """
+    now = now or utcnow()
+    journal = Journal()
+    was = profile.close_only
+    profile.close_only = on
+    state = profile.trading_state
+    if on and (state == ACTIVE or (state == REDUCING and profile.halted_on is not None)):
+        change_state(journal, profile, REDUCING, CLOSE_ONLY_REASON, now, for_the_day=False, notify=False)
+    elif not on and was and state == REDUCING and profile.halted_on is None:
+        change_state(journal, profile, ACTIVE, None, now, for_the_day=False, notify=False)
+    if on != was:
+        journal.audit("risk.close_only_set", subject_type="user", subject_id=profile.user_id,
+                      actor_user_id=profile.user_id, data={"close_only": on, "state": profile.trading_state})
+    session.flush()
+    journal.flush_audit(session)
     session.commit()
+    journal.publish()
     session.refresh(profile)
     return profile

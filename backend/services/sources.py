@@ -18,6 +18,7 @@ from sqlmodel import Session, select
 
 from backend import audit
 from backend.db.models import Community, CommunityRole, Membership, SignalSource, SourceKind, User
+from backend.db.models.signals import default_max_lag_seconds
 from backend.errors import NotFound, ValidationError
 from backend.services.access import require_role
 
@@ -65,7 +66,7 @@ def connect_guild(session: Session, acting_user_id: int, community_id: int, guil
 
 
 def register_discord_source(session: Session, acting_user_id: int, community_id: int, *, provider_id: int,
-                            channel_id: str, name: str, max_lag_seconds: int = 60) -> SourceCreated:
+                            channel_id: str, name: str, max_lag_seconds: int | None = None) -> SourceCreated:
     require_role(session, acting_user_id, community_id, CommunityRole.ADMIN)
     channel_id = _snowflake(channel_id, "channel_id", "channel id")
     if session.exec(select(SignalSource).where(SignalSource.discord_channel_id == channel_id)).first():
@@ -76,7 +77,7 @@ def register_discord_source(session: Session, acting_user_id: int, community_id:
 
 
 def register_tradingview_source(session: Session, acting_user_id: int, community_id: int, *, provider_id: int,
-                                name: str, max_lag_seconds: int = 60) -> SourceCreated:
+                                name: str, max_lag_seconds: int | None = None) -> SourceCreated:
     require_role(session, acting_user_id, community_id, CommunityRole.ADMIN)
     source = _new_source(session, community_id, provider_id, name, SourceKind.TRADINGVIEW, max_lag_seconds)
     secret = secrets.token_urlsafe(24)
@@ -88,7 +89,10 @@ def register_tradingview_source(session: Session, acting_user_id: int, community
 
 
 def _new_source(session: Session, community_id: int, provider_id: int, name: str, kind: SourceKind,
-                max_lag_seconds: int) -> SignalSource:
+                max_lag_seconds: int | None) -> SignalSource:
+    """``max_lag_seconds`` None: the deployment's ``SIGNAL_MAX_LAG_SECONDS``."""
+    if max_lag_seconds is None:
+        max_lag_seconds = default_max_lag_seconds()
     name = (name or "").strip()
     if not 1 <= len(name) <= 100:
         raise ValidationError("Give the source a name of 1 to 100 characters.", field="name")

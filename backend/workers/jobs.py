@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 
 import sqlalchemy as sa
 
@@ -36,10 +37,19 @@ def discord_token_job(engine: sa.Engine) -> None:
     refresh_job(engine)
 
 
+def risk_halts_job(engine: sa.Engine, *, now: datetime | None = None) -> int:
+    """Lift daily-loss halts (and day-long close-only states) once a new trading day has begun, so
+    followers see ACTIVE, and hear about it, without waiting for the next signal to lift it."""
+    from backend.execution.trading_state import lift_expired
+
+    return lift_expired(engine, now=now)
+
+
 JOBS: list[Job] = [
     Job("heartbeat", 15, heartbeat_job),
     Job("reconcile", 300, reconcile_job),
     Job("discord_tokens", 3600, discord_token_job),
+    Job("risk_halts", 60, risk_halts_job),
 ]
 
 

@@ -448,3 +448,231 @@ async def test_move_stop_and_cancel_from_the_dashboard(engine, paper_env):
     assert cancelled == {"cancelled": 1}
     msft = [o for o in rows(engine, Order) if o.symbol == "MSFT"]
     assert [o.status for o in msft] == ["cancelled"]
+
+
+# --------------------------------------------------------------------------- daily loss between signals
+def profile_row(engine, world, n=0) -> RiskProfileRecord:
+    return rows(engine, RiskProfileRecord, RiskProfileRecord.user_id == world.followers[n].id)[0]
+
+
+def notes(engine, kind: str) -> list[Notification]:
+    return rows(engine, Notification, Notification.kind == kind)
+
+
+async def test_a_stop_fill_that_breaks_the_daily_loss_limit_halts_and_flattens_with_no_new_signal(engine, paper_env):
+    from backend.audit import verify
+    from backend.workers import jobs
+
+    now = datetime.now(timezone.utc)  # the venue stamps fills with the real clock
+    world = world_of(engine, profile={"daily_loss_limit": D(50), "flatten_on_daily_loss": True})
+    for symbol in ("AAPL", "MSFT", "NVDA"):
+        await quote(engine, world, symbol, "100")
+    await run_signal(engine, world, buy(stop_loss=D(95)), "aapl", now=now)
+    await run_signal(engine, world, buy("MSFT"), "msft", now=now)
+    await run_signal(engine, world, buy("NVDA", order_type="limit", entry_prices=[D(95)]), "nvda", now=now)
+    assert profile_row(engine, world).trading_state == "ACTIVE"
+
+    await quote(engine, world, "AAPL", "94")
+    await settle(engine)  # the worker's tick: the stop fills at 94, realising -60 against a 50 limit
+    assert len(rows(engine, SignalRow)) == 3  # no signal was needed
+    assert order(engine, "stop").status == "filled" and position(engine, world).realized_pnl == D(-60)
+    profile = profile_row(engine, world)
+    assert profile.trading_state == "HALTED" and profile.halted_on == trading_day(now)
+    assert "daily loss limit of $50.00" in profile.state_reason
+    flatten = [o for o in rows(engine, Order) if o.leg == "flatten"]
+    assert [(o.symbol, o.side, o.quantity, o.status) for o in flatten] == [("MSFT", "sell", D(10), "filled")]
+    assert position(engine, world, "MSFT").quantity == 0
+    assert [o.status for o in rows(engine, Order, Order.symbol == "NVDA")] == ["cancelled"]  # working entry
+    halted = notes(engine, "risk.halted")
+    assert len(halted) == 1 and halted[0].dm_status == "pending" and "being closed" in halted[0].body
+    assert "lifts at the start of" in halted[0].body
+    events = [e for e in rows(engine, AuditEvent) if e.action == "risk.state_changed"]
+    assert [(e.data["from"], e.data["to"], e.data["flatten"]) for e in events] == [("ACTIVE", "HALTED", True)]
+    with Session(engine) as s:
+        assert verify(s).ok
+
+    await quote(engine, world, "TSLA", "200")
+    await run_signal(engine, world, buy("TSLA"), "tsla", now=datetime.now(timezone.utc))
+    assert [r["code"] for r in rows(engine, RiskDecisionRecord)[-1].reasons] == ["daily_loss_limit", "trading_halted"]
+
+    assert "risk_halts" in [job.name for job in jobs.JOBS]
+    assert jobs.risk_halts_job(engine, now=now + timedelta(minutes=1)) == 0  # same trading day: still halted
+    assert profile_row(engine, world).trading_state == "HALTED"
+    later = now + timedelta(days=3)  # always a later trading day, whatever today's weekday
+    assert jobs.risk_halts_job(engine, now=later) == 1
+    profile = profile_row(engine, world)
+    assert (profile.trading_state, profile.halted_on, profile.state_reason) == ("ACTIVE", None, None)
+    assert len(notes(engine, "risk.resumed")) == 1
+    assert jobs.risk_halts_job(engine, now=later) == 0  # nothing left to lift
+    await run_signal(engine, world, buy("TSLA"), "tsla-2", now=later)
+    assert rows(engine, RiskDecisionRecord)[-1].approved
+
+
+async def test_a_position_marked_down_past_the_limit_halts_and_the_next_tick_flattens(engine, paper_env):
+    from backend.execution.tracking import refresh_marks
+
+    world = world_of(engine, profile={"daily_loss_limit": D(50), "flatten_on_daily_loss": True})
+    await quote(engine, world, "AAPL", "100")
+    await run_signal(engine, world, buy(), "m1", now=datetime.now(timezone.utc))
+    await quote(engine, world, "AAPL", "95")
+    await refresh_marks(engine, Adapters(engine))  # open P&L -50: exactly the limit
+    assert profile_row(engine, world).trading_state == "HALTED"
+    assert "open positions -$50.00" in profile_row(engine, world).state_reason
+    flatten = order(engine, "flatten")
+    assert (flatten.status, flatten.quantity, flatten.reduce_only) == ("new", D(10), True)
+    await settle(engine)
+    assert order(engine, "flatten").status == "filled" and position(engine, world).quantity == 0
+    assert position(engine, world).realized_pnl == D(-50)
+    await refresh_marks(engine, Adapters(engine))  # nothing held: nothing to mark, no second halt
+    assert len(notes(engine, "risk.halted")) == 1
+
+
+async def test_past_the_soft_threshold_the_follower_turns_close_only_until_the_next_day(engine, paper_env):
+    from backend.execution.trading_state import lift_expired
+
+    now = datetime.now(timezone.utc)
+    world = world_of(engine, profile={"daily_loss_limit": D(100), "reduce_at_loss_percent": D(50),
+                                      "flatten_on_daily_loss": True})
+    for symbol in ("AAPL", "MSFT", "TSLA"):
+        await quote(engine, world, symbol, "100")
+    await run_signal(engine, world, buy(stop_loss=D(95)), "aapl", now=now)
+    await run_signal(engine, world, buy("MSFT"), "msft", now=now)
+    await quote(engine, world, "AAPL", "94")
+    await settle(engine)  # -60: past 50 % of the $100 limit, short of the limit
+    profile = profile_row(engine, world)
+    assert profile.trading_state == "REDUCING" and profile.halted_on == trading_day(now)
+    assert position(engine, world, "MSFT").quantity == D(10)  # close-only never flattens
+    assert len(notes(engine, "risk.reducing")) == 1 and notes(engine, "risk.halted") == []
+
+    await run_signal(engine, world, buy("TSLA"), "tsla", now=datetime.now(timezone.utc))
+    decision = rows(engine, RiskDecisionRecord)[-1]
+    assert not decision.approved and [r["code"] for r in decision.reasons] == ["daily_loss_soft", "trading_reducing"]
+    await run_signal(engine, world, Signal(action="close", symbol="MSFT", asset_class="stock"), "close-msft",
+                     now=datetime.now(timezone.utc))
+    assert rows(engine, RiskDecisionRecord)[-1].approved and position(engine, world, "MSFT").quantity == 0
+
+    assert lift_expired(engine, now=now + timedelta(days=3)) == 1
+    assert profile_row(engine, world).trading_state == "ACTIVE"
+
+
+async def test_the_followers_close_only_switch_denies_entries_allows_closes_and_has_no_expiry(engine, paper_env):
+    from backend.execution.trading_state import lift_expired
+    from backend.services import risk_settings
+
+    world = world_of(engine)
+    user = world.followers[0].id
+    await quote(engine, world, "AAPL", "100")
+    await quote(engine, world, "MSFT", "100")
+    await run_signal(engine, world, buy(), "m1")
+    with Session(engine, expire_on_commit=False) as s:
+        profile = risk_settings.set_close_only(s, user, True, now=NOW)
+    assert (profile.trading_state, profile.close_only, profile.halted_on) == ("REDUCING", True, None)
+
+    await run_signal(engine, world, buy("MSFT"), "m2")
+    decision = rows(engine, RiskDecisionRecord)[-1]
+    assert not decision.approved and decision.reasons[0]["code"] == "trading_reducing"
+    assert position(engine, world, "MSFT") is None
+    await run_signal(engine, world, Signal(action="close", symbol="AAPL", asset_class="stock"), "m3")
+    assert rows(engine, RiskDecisionRecord)[-1].approved and position(engine, world).quantity == 0
+
+    assert lift_expired(engine, now=NOW + timedelta(days=7)) == 0  # the follower's own choice: no expiry
+    assert profile_row(engine, world).trading_state == "REDUCING"
+    with Session(engine, expire_on_commit=False) as s:
+        assert risk_settings.set_close_only(s, user, False, now=NOW).trading_state == "ACTIVE"
+    await run_signal(engine, world, buy("MSFT"), "m4")
+    assert rows(engine, RiskDecisionRecord)[-1].approved
+    switched = [e.data for e in rows(engine, AuditEvent) if e.action == "risk.close_only_set"]
+    assert switched == [{"close_only": True, "state": "REDUCING"}, {"close_only": False, "state": "ACTIVE"}]
+
+
+# --------------------------------------------------------------------------- denials are told
+async def test_each_denied_follower_hears_why_once_per_signal_in_the_inbox_and_as_a_dm(engine, paper_env):
+    from backend.services import notifications as inbox
+    from backend.services.notify import take_pending
+
+    world = world_of(engine, followers=3, profile={"denied_symbols": ["AAPL"]})
+    with Session(engine) as s:  # the second follower has no connected account, the third may trade AAPL
+        acc = s.get(type(world.accounts[1]), world.accounts[1].id)
+        acc.status = "disconnected"
+        third = s.get(RiskProfileRecord, world.profiles[2].id)
+        third.denied_symbols = []
+        s.commit()
+    await quote(engine, world, "AAPL", "100")
+    dispatch = await run_signal(engine, world, buy(), "m1")
+    signal_id = dispatch.dispatches[0].signal_id
+    denied = notes(engine, "signal.denied")
+    assert sorted(n.user_id for n in denied) == sorted(u.id for u in world.followers[:2])
+    by_user = {n.user_id: n for n in denied}
+    first = by_user[world.followers[0].id]
+    assert first.title == "Buy AAPL from w signals not taken"
+    assert "AAPL is on your list of symbols never to trade." in first.body
+    assert first.data["signal_id"] == signal_id and first.data["codes"] == ["symbol_denied"]
+    assert "account you chose for this source is not connected" in by_user[world.followers[1].id].body
+
+    with Session(engine) as s:  # the fan-out runs again (a second worker): no second notification
+        row = s.get(SignalRow, signal_id)
+        row.status = "received"
+        s.commit()
+    await dispatch_signal(engine, Adapters(engine), signal_id, now=NOW, clock=lambda: NOW)
+    assert len(notes(engine, "signal.denied")) == 2
+
+    await run_signal(engine, world, Signal(action="close", symbol="MSFT", asset_class="stock"), "m2")
+    later = notes(engine, "signal.denied")[2:]  # "nothing to close" is not news; a disconnected account is
+    assert [(n.user_id, n.data["codes"]) for n in later] == [(world.followers[1].id, ["no_broker_account"])]
+
+    with Session(engine) as s:
+        page = inbox.inbox(s, world.followers[0].id)
+        assert [v.kind for v in page.items] == ["signal.denied"]
+        pending, _off = take_pending(s)
+    dm = next(p for p in pending if p.notification_id == first.id)
+    assert dm.discord_id == world.followers[0].discord_id and "never to trade" in dm.text
+
+
+# --------------------------------------------------------------------------- sizing precedence
+@pytest.mark.parametrize("profile,source,follow,expected,origin", [
+    ({"sizing_mode": "provider_default"}, {"default_sizing_mode": "fixed_units", "default_sizing_value": D(4)},
+     None, D(4), "source"),
+    ({"sizing_mode": "fixed_units", "sizing_value": D(7)},
+     {"default_sizing_mode": "fixed_units", "default_sizing_value": D(4)}, None, D(7), "profile"),
+    ({"sizing_mode": "fixed_units", "sizing_value": D(7)},
+     {"default_sizing_mode": "fixed_units", "default_sizing_value": D(4)}, ("fixed_units", D(3)), D(3), "follow"),
+    ({"sizing_mode": "provider_default"}, {}, None, D(20), "default"),  # 2 % of $100,000 at $100
+])
+async def test_sizing_precedence_follow_then_explicit_profile_then_source_default(engine, paper_env, profile,
+                                                                                  source, follow, expected, origin):
+    world = world_of(engine, profile=profile, source=source)
+    if follow:
+        with Session(engine) as s:
+            row = s.get(type(world.follows[0]), world.follows[0].id)
+            row.sizing_mode, row.sizing_value = follow
+            s.commit()
+    await quote(engine, world, "AAPL", "100")
+    await run_signal(engine, world, buy(), "m1")
+    decision = rows(engine, RiskDecisionRecord)[0]
+    assert decision.inputs["sizing_from"] == origin and order(engine, "entry").quantity == expected
+
+
+# --------------------------------------------------------------------------- price sanity, max lag
+async def test_a_limit_price_far_from_the_quote_is_refused_before_any_order(engine, paper_env):
+    world = world_of(engine)
+    await quote(engine, world, "AAPL", "250.10")
+    await run_signal(engine, world, buy(order_type="limit", entry_prices=[D("1.00")]), "m1")
+    decision = rows(engine, RiskDecisionRecord)[0]
+    assert not decision.approved and decision.reasons[0]["code"] == "price_far_from_market"
+    assert "limit $1.00 is 99.6% below the last price $250.10" in decision.reasons[0]["message"]
+    assert D(decision.inputs["quote"]) == D("250.10")
+    assert rows(engine, Order) == [] and rows(engine, PaperOrder) == []
+    assert "99.6% below" in notes(engine, "signal.denied")[0].body
+
+
+async def test_new_sources_take_their_max_lag_from_the_setting_and_keep_their_own(engine, paper_env, settings_env):
+    settings_env(SIGNAL_MAX_LAG_SECONDS="5")
+    world = world_of(engine)
+    own = world_of(engine, tag="own", source={"max_lag_seconds": 60})
+    assert (world.source.max_lag_seconds, own.source.max_lag_seconds) == (5, 60)
+    await quote(engine, world, "AAPL", "100")
+    late = NOW - timedelta(seconds=10)
+    for w in (world, own):
+        store_signal(engine, w.source, buy(), message_id="m1", now=NOW, sent_at=late)
+    statuses = {s.source_id: s.status for s in rows(engine, SignalRow)}
+    assert statuses == {world.source.id: "stale", own.source.id: "received"}

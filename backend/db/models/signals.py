@@ -27,6 +27,13 @@ class SignalStatus(str, Enum):
     REJECTED = "rejected"      # malformed; the error says why
 
 
+def default_max_lag_seconds() -> int:
+    """``SIGNAL_MAX_LAG_SECONDS`` as whole seconds (at least 1): a new source's max lag unless it sets its own."""
+    from backend.config import get_settings
+
+    return max(1, round(get_settings().signal_max_lag_seconds))
+
+
 class SignalSource(SQLModel, table=True):
     """A provider's Discord channel or TradingView endpoint inside a community."""
 
@@ -40,7 +47,8 @@ class SignalSource(SQLModel, table=True):
     discord_channel_id: str | None = Field(default=None, unique=True, index=True, max_length=32)
     webhook_token: str | None = Field(default=None, unique=True, index=True, max_length=64)
     webhook_secret_hash: str | None = Field(default=None, max_length=128)
-    max_lag_seconds: int = Field(default=60)
+    max_lag_seconds: int = Field(default_factory=default_max_lag_seconds,
+                                 description="older signals are stale; default: SIGNAL_MAX_LAG_SECONDS")
     max_signals_per_minute: int | None = Field(default=30)
     default_sizing_mode: str = Field(default="percent_equity", max_length=32)
     default_sizing_value: Decimal | None = opt_money()

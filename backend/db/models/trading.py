@@ -64,14 +64,27 @@ class BrokerAccount(SQLModel, table=True):
     last_checked_at: datetime | None = timestamp()
 
 
+PROVIDER_DEFAULT_SIZING = "provider_default"
+
+
 class RiskProfileRecord(SQLModel, table=True):
-    """A follower's account-wide risk settings and current trading state."""
+    """A follower's account-wide risk settings and current trading state.
+
+    ``sizing_mode`` ``provider_default``: the follower has not chosen a sizing
+    of their own, so the signal source's default applies (``sizing_value`` is
+    then unused).  ``trading_state`` is what the money path obeys; the engine
+    sets it on a daily-loss breach (HALTED) or past the soft threshold
+    ``reduce_at_loss_percent`` (REDUCING), with ``halted_on`` = the trading day,
+    and lifts it on the next one.  ``close_only`` is the follower's own switch:
+    REDUCING with no ``halted_on`` (no expiry) while it is on, and what a lifted
+    halt returns to.
+    """
 
     __tablename__ = "risk_profiles"
 
     id: int | None = Field(default=None, primary_key=True)
     user_id: int = Field(foreign_key="users.id", unique=True, index=True, ondelete="CASCADE")
-    sizing_mode: str = Field(default="percent_equity", max_length=32)
+    sizing_mode: str = Field(default=PROVIDER_DEFAULT_SIZING, max_length=32)
     sizing_value: Decimal = money(Decimal("2"))
     max_position_notional: Decimal | None = opt_money()
     max_open_positions: int | None = Field(default=10)
@@ -86,6 +99,10 @@ class RiskProfileRecord(SQLModel, table=True):
     daily_loss_limit: Decimal | None = opt_money()
     flatten_on_daily_loss: bool = Field(default=False)
     use_signal_quantity: bool = Field(default=False)
+    reduce_at_loss_percent: Decimal | None = opt_money()
+    max_price_deviation_percent: Decimal | None = money(Decimal("10"), nullable=True)
+    max_option_price_deviation_percent: Decimal | None = money(Decimal("50"), nullable=True)
+    close_only: bool = Field(default=False)
     trading_state: str = Field(default="ACTIVE", max_length=16)
     state_reason: str | None = Field(default=None, max_length=500)
     halted_on: date | None = Field(default=None)

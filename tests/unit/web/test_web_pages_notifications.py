@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from sqlmodel import Session, select
 
-from backend.db.models import Notification, User
+from backend.db.models import DiscordLinkCode, Notification, User
+from backend.db.types import utcnow
+from backend.services import members
+from state import format as fmt
 from state.notifications import NotificationsState, kind_tone
 from webstate import sign_in
 
@@ -58,3 +63,36 @@ def test_dm_switch_changes_the_bots_preference(db, users):
                                        ("risk.halted", "red"), ("signal.stale", "amber"), ("misc", "gray")])
 def test_kind_tone(kind, tone):
     assert kind_tone(kind) == tone
+
+
+def test_discord_card_gives_a_one_time_code_that_the_bot_redeems(db, users):
+    from backend.bot import commands
+
+    state = signed_in(db, users["alex"])
+    state.load()
+    assert not state.discord_linked and state.link_code == ""
+    state.get_link_code()
+    first = state.link_code
+    assert len(first) == members.LINK_CODE_LENGTH and state.error == ""
+    with Session(db) as s:
+        row = s.get(DiscordLinkCode, first)
+        assert row.user_id == users["alex"].id and row.used_at is None
+        assert state.link_expires == fmt.when(row.expires_at)
+        assert timedelta(minutes=14) < row.expires_at - utcnow() <= members.LINK_CODE_TTL
+    state.get_link_code()  # a new code replaces the old one
+    assert state.link_code != first
+    with Session(db) as s:
+        assert s.get(DiscordLinkCode, first) is None
+    reply = commands.link(db, "777000000000000001", None, state.link_code)
+    assert reply.startswith("✅ Linked")
+    state.load()  # the page shows the link, and the used code is gone
+    assert state.discord_linked and state.link_code == "" and state.link_expires == ""
+    state.get_link_code()
+    assert "already linked" in state.error and state.link_code == ""
+
+
+def test_anonymous_cannot_get_a_link_code(db):
+    state = NotificationsState()
+    assert state.get_link_code() is not None and state.link_code == ""
+    with Session(db) as s:
+        assert s.exec(select(DiscordLinkCode)).all() == []
