@@ -5,7 +5,7 @@ from __future__ import annotations
 import reflex as rx
 
 from pages import routes
-from pages.components import data_table, error_callout, pager, section, status_badge
+from pages.components import data_table, error_callout, section, status_badge
 from pages.template import template
 from state.orders import ALL, STATUSES, OrdersState as S
 
@@ -51,6 +51,21 @@ def filters() -> rx.Component:
         rx.spacer(),
         rx.button(rx.icon("download", size=16), "CSV", on_click=S.export_csv, variant="outline", id="export-csv"),
         wrap="wrap", align="center", spacing="2", width="100%",
+    )
+
+
+def pager() -> rx.Component:
+    """Keyset pages: newest / newer / older / oldest (no page numbers: see services/orders.py)."""
+    return rx.hstack(
+        rx.button("Newest", on_click=S.newest_page, disabled=~S.has_newer, variant="soft", size="1",
+                  id="orders-newest"),
+        rx.button("Newer", on_click=S.previous_page, disabled=~S.has_newer, variant="soft", size="1",
+                  id="orders-newer"),
+        rx.button("Older", on_click=S.next_page, disabled=~S.has_older, variant="soft", size="1", id="orders-older"),
+        rx.button("Oldest", on_click=S.oldest_page, disabled=~S.has_older, variant="soft", size="1",
+                  id="orders-oldest"),
+        align="center",
+        spacing="2",
     )
 
 
@@ -111,7 +126,8 @@ def orders_page() -> rx.Component:
             "Orders",
             data_table(["Time", "Symbol", "Side", "Type", "Qty", "Filled", "Avg fill", "Status", "Source", ""],
                        S.rows, order_row, empty="No orders match these filters.", id="orders-history"),
-            pager(S.page, S.has_more, S.previous_page, S.next_page),
+            pager(),
+            action=rx.text(S.count, size="2", color_scheme="gray", id="orders-count"),
         ),
         story_dialog(),
         spacing="5",

@@ -2,8 +2,11 @@
 
 Only one page (50 rows) lives in the browser's state; the filters are sent
 to ``backend.services.orders`` on each change, which scopes every query by
-the signed-in user's id.  The CSV export is built server-side from the same
-filter (capped at 10,000 rows) and handed to the browser with ``rx.download``.
+the signed-in user's id.  Pages are keyset pages (newest, newer, older,
+oldest: why, in the service's docstring); the cursors to reach the pages
+around this one are backend-only vars, so the browser never sends a cursor.
+The count above the table is capped at 10,000, the CSV export's cap, which
+is built server-side from the same filter and handed over with ``rx.download``.
 """
 
 from __future__ import annotations
@@ -30,10 +33,17 @@ def order_row(r: dict) -> dict[str, str]:
             "leg": fmt.humanize(r["leg"]), "error": r["error"] or ""}
 
 
+def count_text(n: int, more: bool) -> str:
+    if more:
+        return f"{n:,}+ orders (the CSV export holds the newest {n:,})"
+    return f"{n:,} order{'' if n == 1 else 's'}"
+
+
 class OrdersState(LiveUpdates, AuthState):
     rows: list[dict[str, str]] = []
-    page: int = 0
-    has_more: bool = False
+    has_newer: bool = False
+    has_older: bool = False
+    count: str = ""
     symbol: str = ""
     status: str = ALL
     source_id: str = ALL
@@ -49,6 +59,10 @@ class OrdersState(LiveUpdates, AuthState):
     story_reasons: list[str] = []
     story_events: list[dict[str, str]] = []
     story_fills: list[dict[str, str]] = []
+    # Encoded ``PageRequest``s: this page (to re-read it) and its neighbours.
+    _same: str = "newest"
+    _newer: str = "newest"
+    _older: str = "newest"
 
     def _filter(self) -> order_service.OrderFilter:
         return order_service.OrderFilter(
@@ -57,47 +71,80 @@ class OrdersState(LiveUpdates, AuthState):
             date_from=order_service.parse_day(self.date_from, "date_from"),
             date_to=order_service.parse_day(self.date_to, "date_to"))
 
-    def _reload(self, page: int):
+    def _reload(self, request: str = "newest", *, choices: bool = False):
+        """Show the page ``request`` names (an encoded ``PageRequest``); on a new filter, the count too."""
         with session_scope() as session:
             user = self._signed_in_user(session)
             if user is None:
-                self.rows, self.has_more = [], False
+                self.rows, self.has_newer, self.has_older = [], False, False
                 return self._to_login()
-            try:
-                rows, more = order_service.list_orders(session, user.id, self._filter(), page=page)
-            except TradeExecutorError as exc:
-                self.error = exc.message
-                return None
-            self.sources = [{"id": str(i), "name": n} for i, n in order_service.followed_sources(session, user.id)]
-        self.error, self.page, self.has_more = "", page, more
-        self.rows = [order_row(r) for r in rows]
+            self._fill(session, user.id, request, choices=choices)
         return None
+
+    def _fill(self, session, user_id: int, request: str, *, choices: bool = False, count: bool = True) -> None:
+        if choices:
+            self.sources = [{"id": str(i), "name": n} for i, n in order_service.provider_choices(session, user_id)]
+        try:
+            f = self._filter()
+            page = order_service.list_orders(session, user_id, f, order_service.PageRequest.decode(request))
+            counted = order_service.count_orders(session, user_id, f) if count else None
+        except TradeExecutorError as exc:
+            self.error = exc.message
+            return
+        self.error, self.has_newer, self.has_older = "", page.has_newer, page.has_older
+        self.rows = [order_row(r) for r in page.rows]
+        self._same = page.request_same().encode()
+        self._newer, self._older = page.request_newer().encode(), page.request_older().encode()
+        if counted is not None:
+            self.count = count_text(*counted)
 
     @rx.event
     def load(self):
-        return self._reload(0)
+        return self._reload(choices=True)
 
     def _live_refresh(self, session, user_id: int, orders: bool, portfolio: bool) -> None:
-        """Bus push (state/live.py): an order changed, redraw the current page with the current filters."""
+        """Bus push (state/live.py): an order changed; re-read the page on screen (new orders at the top
+        do not shift it) and the count."""
         if orders:
-            self._reload(self.page)
+            self._fill(session, user_id, self._same)
 
     @rx.event
     def apply_filters(self):
-        return self._reload(0)
+        return self._reload()
 
     @rx.event
     def clear_filters(self):
         self.symbol, self.status, self.source_id, self.date_from, self.date_to = "", ALL, ALL, "", ""
-        return self._reload(0)
+        return self._reload()
+
+    def _turn(self, request: str, allowed: bool):
+        """Move to a neighbouring page: the filter is unchanged, so the count is too."""
+        if not allowed:
+            return None
+        with session_scope() as session:
+            user = self._signed_in_user(session)
+            if user is None:
+                return self._to_login()
+            self._fill(session, user.id, request, count=False)
+        return None
 
     @rx.event
     def next_page(self):
-        return self._reload(self.page + 1) if self.has_more else None
+        """Older orders."""
+        return self._turn(self._older, self.has_older)
 
     @rx.event
     def previous_page(self):
-        return self._reload(max(self.page - 1, 0))
+        """Newer orders."""
+        return self._turn(self._newer, self.has_newer)
+
+    @rx.event
+    def newest_page(self):
+        return self._turn("newest", self.has_newer)
+
+    @rx.event
+    def oldest_page(self):
+        return self._turn("oldest", self.has_older)
 
     @rx.event
     def set_symbol(self, value: str):
@@ -106,12 +153,12 @@ class OrdersState(LiveUpdates, AuthState):
     @rx.event
     def set_status(self, value: str):
         self.status = value
-        return self._reload(0)
+        return self._reload()
 
     @rx.event
     def set_source(self, value: str):
         self.source_id = value
-        return self._reload(0)
+        return self._reload()
 
     @rx.event
     def set_date_from(self, value: str):
@@ -132,7 +179,7 @@ class OrdersState(LiveUpdates, AuthState):
             except TradeExecutorError as exc:
                 self.error = exc.message
                 return None
-        return rx.download(data=text, filename="orders.csv")
+        return rx.download(data=text, filename="orders.csv", mime_type="text/csv")
 
     @rx.event
     def open_order(self, order_id: str):

@@ -131,6 +131,13 @@ class Order(SQLModel, table=True):
     """An order intent and its life at the broker; ``client_order_id`` is deterministic."""
 
     __tablename__ = "orders"
+    # The Orders page's keyset pages, newest first, unfiltered or by status or symbol: each one
+    # ordered range read (services/orders.py, benchmarks/bench_orders_page.py).
+    __table_args__ = (
+        sa.Index("ix_orders_user_created", "user_id", "created_at", "id"),
+        sa.Index("ix_orders_user_status_created", "user_id", "status", "created_at", "id"),
+        sa.Index("ix_orders_user_symbol_created", "user_id", "symbol", "created_at", "id"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     client_order_id: str = Field(unique=True, index=True, max_length=64)

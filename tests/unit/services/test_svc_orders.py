@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -32,25 +32,113 @@ def world(engine):
     return users
 
 
-def test_pages_of_fifty_newest_first_with_a_next_flag(session, world):
+def test_pages_of_fifty_newest_first_with_keyset_neighbours(session, world):
     sam = world["sam"].id
-    first, more = svc.list_orders(session, sam, svc.OrderFilter())
-    assert len(first) == 50 and more and first[0]["quantity"] == Decimal(1)
-    last, more = svc.list_orders(session, sam, svc.OrderFilter(), page=2)
-    assert len(last) == 20 and not more
+    first = svc.list_orders(session, sam, svc.OrderFilter())
+    assert len(first.rows) == 50 and first.has_older and not first.has_newer
+    assert [r["quantity"] for r in first.rows] == [Decimal(i + 1) for i in range(50)]
+    second = svc.list_orders(session, sam, svc.OrderFilter(), first.request_older())
+    assert [r["quantity"] for r in second.rows] == [Decimal(i + 51) for i in range(50)]
+    assert second.has_newer and second.has_older
+    third = svc.list_orders(session, sam, svc.OrderFilter(), second.request_older())
+    assert len(third.rows) == 20 and third.has_newer and not third.has_older
+    back = svc.list_orders(session, sam, svc.OrderFilter(), third.request_newer())
+    assert back.rows == second.rows and back.has_newer and back.has_older
+    top = svc.list_orders(session, sam, svc.OrderFilter(), back.request_newer())
+    assert top.rows == first.rows and not top.has_newer
+
+
+def test_oldest_page_and_a_short_newer_page_tops_up_to_the_newest(session, world):
+    sam = world["sam"].id
+    oldest = svc.list_orders(session, sam, svc.OrderFilter(), svc.PageRequest("oldest"))
+    assert [r["quantity"] for r in oldest.rows] == [Decimal(i + 71) for i in range(50)]
+    assert oldest.has_newer and not oldest.has_older
+    newer = svc.list_orders(session, sam, svc.OrderFilter(), oldest.request_newer())
+    assert [r["quantity"] for r in newer.rows] == [Decimal(i + 21) for i in range(50)]
+    # Only 20 orders are newer than that page: the newest full page is shown instead of 20 rows.
+    top = svc.list_orders(session, sam, svc.OrderFilter(), newer.request_newer())
+    assert [r["quantity"] for r in top.rows] == [Decimal(i + 1) for i in range(50)] and not top.has_newer
+
+
+def test_new_orders_do_not_shift_the_page_on_screen(session, world):
+    sam = world["sam"]
+    second = svc.list_orders(session, sam.id, svc.OrderFilter(),
+                             svc.list_orders(session, sam.id, svc.OrderFilter()).request_older())
+    account = session.exec(select(BrokerAccount).where(BrokerAccount.user_id == sam.id)).one()
+    for i in range(3):
+        session.add(Order(client_order_id=f"new-{i}", user_id=sam.id, broker_account_id=account.id, symbol="NVDA",
+                          side="buy", quantity=Decimal(1000 + i), created_at=utcnow()))
+    session.commit()
+    again = svc.list_orders(session, sam.id, svc.OrderFilter(), second.request_same())
+    assert again.rows == second.rows and again.has_newer and again.has_older
+    top = svc.list_orders(session, sam.id, svc.OrderFilter(),
+                          svc.list_orders(session, sam.id, svc.OrderFilter()).request_same())
+    assert [r["symbol"] for r in top.rows[:3]] == ["NVDA"] * 3
+
+
+def test_ties_on_the_creation_time_are_paged_by_id(session, world):
+    sam = world["sam"]
+    account = session.exec(select(BrokerAccount).where(BrokerAccount.user_id == sam.id)).one()
+    same_time = utcnow() + timedelta(days=1)
+    for i in range(7):
+        session.add(Order(client_order_id=f"tie-{i}", user_id=sam.id, broker_account_id=account.id, symbol="AMD",
+                          side="buy", quantity=Decimal(1), created_at=same_time))
+    session.commit()
+    f = svc.OrderFilter(symbol="AMD")
+    seen, page = [], svc.list_orders(session, sam.id, f, page_size=3)
+    seen += [r["id"] for r in page.rows]
+    while page.has_older:
+        page = svc.list_orders(session, sam.id, f, page.request_older(), page_size=3)
+        seen += [r["id"] for r in page.rows]
+    assert len(seen) == 7 and seen == sorted(seen, reverse=True)
+
+
+def test_page_requests_survive_encoding_and_garbage_is_the_newest_page(session, world):
+    first = svc.list_orders(session, world["sam"].id, svc.OrderFilter())
+    request = first.request_older()
+    assert svc.PageRequest.decode(request.encode()) == request
+    assert request.cursor.created_at.tzinfo is not None
+    for junk in ["", "older", "older|yesterday|1", "drop table|x|y", "oldest|x"]:
+        assert svc.PageRequest.decode(junk).kind in ("newest", "oldest")
+
+
+def test_the_count_is_capped(session, world):
+    sam = world["sam"].id
+    assert svc.count_orders(session, sam, svc.OrderFilter()) == (120, False)
+    assert svc.count_orders(session, sam, svc.OrderFilter(), cap=100) == (100, True)
+    assert svc.count_orders(session, sam, svc.OrderFilter(symbol="msft")) == (60, False)
+    assert svc.count_orders(session, world["pat"].id, svc.OrderFilter()) == (0, False)
 
 
 def test_filters_combine(session, world):
     sam = world["sam"].id
-    rows, _ = svc.list_orders(session, sam, svc.OrderFilter(symbol=" msft ", status="filled"))
+    rows = svc.list_orders(session, sam, svc.OrderFilter(symbol=" msft ", status="filled")).rows
     assert rows and all(r["symbol"] == "MSFT" and r["status"] == "filled" for r in rows)
     today = utcnow().date()
-    rows, more = svc.list_orders(session, sam, svc.OrderFilter(date_from=today - timedelta(days=4), date_to=today))
-    assert len(rows) == 5 and not more
+    page = svc.list_orders(session, sam, svc.OrderFilter(date_from=today - timedelta(days=4), date_to=today))
+    assert len(page.rows) == 5 and not page.has_older
     with pytest.raises(ValidationError) as err:
         svc.parse_day("31/01/2026", "date_from")
     assert err.value.field == "date_from"
     assert svc.parse_day("2026-01-31", "x") == date(2026, 1, 31)
+
+
+def test_provider_filter_and_choices(session, world):
+    dana = world["dana"].id
+    choices = svc.provider_choices(session, dana)
+    assert [n for _i, n in choices] == ["Pat's TradingView alerts", "Pat's trade calls"]
+    calls = next(i for i, n in choices if n == "Pat's trade calls")
+    alerts = next(i for i, n in choices if n != "Pat's trade calls")
+    assert [r["source"] for r in svc.list_orders(session, dana, svc.OrderFilter(source_id=calls)).rows] == [
+        "Pat's trade calls"]
+    assert svc.list_orders(session, dana, svc.OrderFilter(source_id=alerts)).rows == []
+    assert svc.count_orders(session, dana, svc.OrderFilter(source_id=calls)) == (1, False)
+    assert svc.count_orders(session, dana, svc.OrderFilter(source_id=alerts)) == (0, False)
+    # Sam is a member too (same community's providers), but someone outside it gets no choices.
+    outsider = User(username="outsider")
+    session.add(outsider)
+    session.commit()
+    assert svc.provider_choices(session, outsider.id) == []
 
 
 def test_csv_is_capped_and_matches_the_filter(session, world):
@@ -58,6 +146,13 @@ def test_csv_is_capped_and_matches_the_filter(session, world):
     rows = list(csv.DictReader(io.StringIO(text)))
     assert len(rows) == 7 and {r["symbol"] for r in rows} == {"TSLA"}
     assert list(rows[0]) == svc.CSV_COLUMNS
+    # Newest first, every column in its place: TSLA orders are the even ones, quantity i + 1.
+    assert [r["quantity"] for r in rows] == [str(Decimal(i + 1)) for i in range(0, 14, 2)]
+    first = rows[0]
+    assert (first["account"], first["source"], first["side"], first["type"], first["leg"]) == (
+        "Paper account", "", "buy", "market", "entry")
+    assert first["status"] == "filled" and first["error"] == "" and first["fees"] == "0"
+    assert datetime.fromisoformat(first["created_at"]).tzinfo is not None
 
 
 def test_story_of_a_seeded_order_and_nobody_elses(session, world):
@@ -69,4 +164,4 @@ def test_story_of_a_seeded_order_and_nobody_elses(session, world):
     assert story["fills"] and story["events"]
     with pytest.raises(NotFound):
         svc.order_story(session, world["alex"].id, order.id)
-    assert svc.list_orders(session, world["pat"].id, svc.OrderFilter()) == ([], False)
+    assert svc.list_orders(session, world["pat"].id, svc.OrderFilter()).rows == []
