@@ -37,6 +37,7 @@ class Capabilities:
     short_selling: bool = False
     replace_order: bool = False
     max_requests_per_minute: int | None = None
+    session_status: bool = False    # a long-lived session whose ``status()`` can change between calls (IBKR)
 
 
 @dataclass(frozen=True)
@@ -171,7 +172,8 @@ class BrokerAdapter(abc.ABC):
         """Connection state for the dashboard: ("connected"|"disconnected"|"logged_out", message).
 
         Request/response adapters are "connected" whenever a call works; session-based
-        ones (IBKR's gateway) override this to report a dropped or logged-out session.
+        ones (IBKR's gateway, ``capabilities.session_status``) override this to report a
+        dropped or logged-out session, and say "unknown" before their first connection.
         """
         return ("connected", "")
 

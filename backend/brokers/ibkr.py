@@ -101,6 +101,7 @@ class IbkrAdapter(BrokerAdapter):
         replace_order=True,
         max_requests_per_minute=half_of(IBKR_PUBLISHED_PER_MINUTE),
         max_bracket_take_profits=1,
+        session_status=True,
     )
     max_bracket_take_profits = capabilities.max_bracket_take_profits
 
@@ -120,7 +121,7 @@ class IbkrAdapter(BrokerAdapter):
         self._ib = IB()
         self._ib.disconnectedEvent += self._on_disconnected
         self._ib.errorEvent += self._on_error
-        self._state: tuple[str, str] = ("disconnected", "Not connected to the IB Gateway yet.")
+        self._state: tuple[str, str] = ("unknown", "Not connected to the IB Gateway yet.")
         self._details: dict[tuple, Any] = {}
         self._read_only = False
         rate = requests_per_minute or self.capabilities.max_requests_per_minute

@@ -63,6 +63,10 @@ class Adapters:
             self._cache[account.id] = adapter
         return adapter
 
+    def cached(self) -> list[tuple[int, BrokerAdapter]]:
+        """The adapters built so far, by account id (the worker watches their sessions)."""
+        return list(self._cache.items())
+
     def forget(self, account_id: int) -> None:
         """Drop a cached adapter (the account was reconnected with new credentials, or removed)."""
         self._cache.pop(account_id, None)

@@ -6,7 +6,9 @@
 On start (and on every tick) it runs ``runner.recover``: signals still
 ``received`` are fanned out, ``new`` orders sent, pending cancels confirmed
 and working orders re-read from their venues; then open positions are
-marked at their venues' last prices (unrealised P&L).  Any number of workers may
+marked at their venues' last prices (unrealised P&L), and a change of a broker
+session's state (IBKR's gateway dropped or logged out, then back) is written to
+its account (``services.broker_status.SessionWatch``).  Any number of workers may
 run: signal rows are locked during a fan-out, decisions and client order ids
 are unique, and the venues are idempotent, so two workers never double an
 order.  Each tick writes a ``worker_heartbeats`` row for the health page.
@@ -42,10 +44,17 @@ def heartbeat(engine: sa.Engine, report: Report) -> None:
 
 
 async def run(engine: sa.Engine, *, once: bool = False, interval: float = 1.0) -> Report:
+    from backend.services.broker_status import SessionWatch
+
     adapters = Adapters(engine)
+    sessions = SessionWatch(engine)  # a dropped or logged-out gateway session reaches the account row and a DM
     try:
         while True:
             report = await recover(engine, adapters, inline_retries=once)
+            try:
+                sessions.check(adapters)
+            except sa.exc.SQLAlchemyError as exc:  # the next tick sees the state again
+                log.warning("recording broker session states failed: %s", exc)
             try:
                 await refresh_marks(engine, adapters)
             except sa.exc.SQLAlchemyError as exc:  # marks are cosmetic; the next tick retries

@@ -15,9 +15,11 @@ unreadable, an account the venue closed) sets the account's status to
 ``error`` with the message, so the dashboard shows it and the engine stops
 trading through it; a temporary one (timeout, outage, rate limit) only
 records the message, because a five-minute pause in trading for a blip
-would cost members more than it protects.  An account in ``error`` is
-tried again on every run and is ``connected`` again as soon as a run
-succeeds.
+would cost members more than it protects.  A session adapter's dropped or
+logged-out session (IBKR) is stored as ``connection_lost`` / ``logged_out``.
+An account in any of these is tried again on every run and is
+``connected`` again as soon as a run succeeds; each change of status is
+told to the member once (``services.broker_status``).
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from backend.brokers.credentials import credentials_provider
 from backend.db.models import AccountStatus, BrokerAccount, EquitySnapshot
 from backend.db.session import get_engine
 from backend.db.types import utcnow
-from backend.errors import NotFound, TradeExecutorError
+from backend.errors import BrokerDisconnected, NotFound, TradeExecutorError
 from backend.execution.adapters import Adapters
 from backend.execution.journal import Journal
 from backend.execution.runner import execute
@@ -44,11 +46,12 @@ from backend.reconcile.positions import (
 from backend.reconcile.report import AccountReport, ReconcileReport
 from backend.reconcile.venue import gather, orders_to_check, positions_by_key
 from backend.security.redact import safe_error_message
+from backend.services.broker_status import TROUBLE, apply_status, status_for_session
 
 log = logging.getLogger(__name__)
 OVERLAP = timedelta(hours=1)
 MAX_LOOKBACK = timedelta(days=7)
-RECONCILED = (AccountStatus.CONNECTED.value, AccountStatus.ERROR.value)
+RECONCILED = (AccountStatus.CONNECTED.value, *sorted(TROUBLE))
 
 
 async def reconcile_account(engine: sa.Engine, adapters: Adapters, account: BrokerAccount, *, clock=utcnow,
@@ -98,42 +101,56 @@ def _succeeded(engine: sa.Engine, account_id: int, info, now) -> None:
     journal = Journal()
     with Session(engine, expire_on_commit=False) as session:
         row = session.get(BrokerAccount, account_id)
-        before = (row.status, row.permissions)
         row.last_checked_at = now
-        row.permissions = "trade" if info.can_trade else "read"
-        if row.status == AccountStatus.ERROR.value:
-            row.status, row.status_message = AccountStatus.CONNECTED.value, None
-        elif row.status_message:
-            row.status_message = None  # a temporary problem of an earlier run is over
+        # Back to connected from any trouble; a temporary problem of an earlier run is over either way.
+        status = AccountStatus.CONNECTED.value if row.status in TROUBLE else row.status
+        apply_status(session, journal, row, status, None, now, permissions="trade" if info.can_trade else "read",
+                     by="reconcile")
         session.add(EquitySnapshot(broker_account_id=row.id, equity=info.equity, cash=info.cash, taken_at=now))
-        if (row.status, row.permissions) != before:
-            journal.audit("broker.status_changed", subject_type="broker_account", subject_id=row.id,
-                          actor_user_id=row.user_id, data={"from": before[0], "to": row.status,
-                                                           "permissions": row.permissions, "by": "reconcile"})
         journal.flush_audit(session)
         session.commit()
+    journal.publish()
 
 
-def _failed(engine: sa.Engine, account: BrokerAccount, exc: BaseException, now) -> str:
-    """Record a failed account; returns the message shown for it (never a credential)."""
+def _failed(engine: sa.Engine, account: BrokerAccount, exc: BaseException, now,
+            session_state: tuple[str, str] | None = None) -> str:
+    """Record a failed account; returns the message shown for it (never a credential).
+
+    ``session_state``: what a session adapter (IBKR) says about its session
+    after the failure; a logged-out or dropped session is stored as such.
+    """
     if isinstance(exc, TradeExecutorError):
         message, retryable, code = safe_error_message(exc), exc.retryable, exc.code
     else:
         message, retryable, code = f"Reconciliation failed unexpectedly ({type(exc).__name__}).", False, "internal"
+    session_status = status_for_session(session_state[0]) if session_state else None
     journal = Journal()
     with Session(engine, expire_on_commit=False) as session:
         row = session.get(BrokerAccount, account.id)
         if row is not None:
-            if retryable:
+            if session_status not in (None, AccountStatus.CONNECTED.value):
+                apply_status(session, journal, row, session_status, session_state[1] or message, now, by="reconcile")
+            elif retryable:
                 row.status_message = f"{message} Reconciliation will try again."[:500]
             else:
-                row.status, row.status_message = AccountStatus.ERROR.value, message[:500]
+                apply_status(session, journal, row, AccountStatus.ERROR.value, message, now, by="reconcile")
             journal.audit("reconcile.failed", subject_type="broker_account", subject_id=row.id,
                           actor_user_id=row.user_id, data={"error": message, "code": code, "retryable": retryable,
                                                            "status": row.status})
             journal.flush_audit(session)
             session.commit()
+    journal.publish()
     return message
+
+
+def _session_state(adapters: Adapters, account: BrokerAccount, exc: BaseException) -> tuple[str, str] | None:
+    if not isinstance(exc, BrokerDisconnected):
+        return None
+    try:
+        adapter = adapters.get(account)
+    except TradeExecutorError:
+        return None
+    return adapter.status() if adapter.capabilities.session_status else None
 
 
 def _accounts(engine: sa.Engine, account_id: int | None) -> list[BrokerAccount]:
@@ -169,7 +186,7 @@ async def reconcile_all(engine: sa.Engine | None = None, adapters: Adapters | No
                     log.exception("reconciliation of broker account %s failed", account.id)
                 result = AccountReport(account.id, account.label, account.broker)
                 try:
-                    result.error = _failed(engine, account, exc, clock())
+                    result.error = _failed(engine, account, exc, clock(), _session_state(adapters, account, exc))
                 except Exception:  # noqa: BLE001 - even recording the failure failed (database down)
                     log.exception("could not record the reconciliation failure of account %s", account.id)
                     result.error = f"Reconciliation failed ({type(exc).__name__})."

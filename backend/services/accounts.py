@@ -36,10 +36,11 @@ from backend.db.models import (
 from backend.db.session import get_engine
 from backend.db.types import utcnow
 from backend.errors import (
-    AuthenticationFailed, ConfigurationError, NotFound, PermissionDenied, TradeExecutorError, ValidationError,
+    AuthenticationFailed, BrokerDisconnected, ConfigurationError, NotFound, PermissionDenied, TradeExecutorError, ValidationError,
 )
 from backend.execution.journal import Journal
 from backend.security.vault import seal_account_credentials
+from backend.services.broker_status import account_dict, account_event, apply_status, status_for_session
 
 log = logging.getLogger(__name__)
 OPEN_STATUSES = ("new", "submitted", "partially_filled")
@@ -49,21 +50,6 @@ class CannotConnect(ValidationError):
     """The venue could not confirm the account; nothing was stored."""
 
     code = "connect_failed"
-
-
-def account_dict(account: BrokerAccount) -> dict[str, Any]:
-    """The public view of an account: never the ciphertext, never the key id."""
-    return {
-        "id": account.id, "user_id": account.user_id, "broker": account.broker, "label": account.label,
-        "exchange_id": account.exchange_id, "live": account.live, "permissions": account.permissions,
-        "status": account.status, "status_message": account.status_message,
-        "has_credentials": bool(account.credentials_enc), "created_at": account.created_at,
-        "last_checked_at": account.last_checked_at,
-    }
-
-
-def _event(account: BrokerAccount) -> dict[str, Any]:
-    return {"type": "broker_account.updated", "account": account_dict(account)}
 
 
 def _clean_label(label: Any) -> str:
@@ -150,7 +136,7 @@ async def connect_account(engine: sa.Engine | None, user_id: int, broker: str, l
         journal.audit("broker.connected", subject_type="broker_account", subject_id=account.id, actor_user_id=user_id,
                       data={"broker": broker, "label": clean, "exchange_id": exchange, "live": bool(live),
                             "permissions": permissions})
-        journal.push(user_id, _event(account), key=account.id)
+        journal.push(user_id, account_event(account), key=account.id)
         journal.flush_audit(session)
         session.commit()
     journal.publish()
@@ -198,7 +184,7 @@ def disconnect_account(engine: sa.Engine | None, user_id: int, account_id: int) 
             journal.audit("broker.disconnected", subject_type="broker_account", subject_id=account.id,
                           actor_user_id=user_id, data={"broker": account.broker, "label": account.label,
                                                        "open_orders": open_orders})
-            journal.push(user_id, _event(account), key=account.id)
+            journal.push(user_id, account_event(account), key=account.id)
             journal.flush_audit(session)
             session.commit()
     journal.publish()
@@ -213,7 +199,8 @@ async def refresh_status(engine: sa.Engine | None, user_id: int, account_id: int
     Session-based adapters (IBKR's gateway) report a dropped or logged-out
     session through ``status()``; request/response adapters are "connected"
     whenever the read works.  Stores status, message, permissions and an
-    equity snapshot; a status change is audited.  The check opens its own
+    equity snapshot; a status change is audited and told to the member once
+    (``broker_status``).  The check opens its own
     connection (``STATUS_CHECK_OPTIONS``: a gateway client id of its own).
     """
     engine = engine or get_engine()
@@ -233,30 +220,25 @@ async def refresh_status(engine: sa.Engine | None, user_id: int, account_id: int
             state, message = adapter.status()
         except TradeExecutorError as exc:
             state, message = "error", exc.message
+            if isinstance(exc, BrokerDisconnected) and adapter.capabilities.session_status:
+                state, message = adapter.status()  # a dropped or logged-out session, not a broken account
         finally:
             await adapter.close()
-    return _store_status(engine, account.id, user_id, state, message, info, utcnow())
+    return _store_status(engine, account.id, state, message, info, utcnow())
 
 
-def _store_status(engine: sa.Engine, account_id: int, user_id: int, state: str, message: str,
-                  info: AccountInfo | None, now: datetime) -> dict[str, Any]:
-    status = AccountStatus.CONNECTED.value if state == "connected" and info is not None else AccountStatus.ERROR.value
+def _store_status(engine: sa.Engine, account_id: int, state: str, message: str, info: AccountInfo | None,
+                  now: datetime) -> dict[str, Any]:
+    """Store what the check found; a change of status is audited, pushed and told to the member once."""
+    status = status_for_session(state) if state != "connected" or info is not None else None
     journal = Journal()
     with Session(engine, expire_on_commit=False) as session:
         account = session.get(BrokerAccount, account_id)
-        before = (account.status, account.permissions)
-        account.status, account.status_message = status, (message or None) and message[:500]
-        if status == AccountStatus.CONNECTED.value:
-            account.status_message = None
+        permissions = ("trade" if info.can_trade else "read") if info is not None else None
+        apply_status(session, journal, account, status or AccountStatus.ERROR.value, message, now,
+                     permissions=permissions, by="status_check")
         if info is not None:
-            account.permissions = "trade" if info.can_trade else "read"
             session.add(EquitySnapshot(broker_account_id=account.id, equity=info.equity, cash=info.cash, taken_at=now))
-        if (account.status, account.permissions) != before:
-            journal.audit("broker.status_changed", subject_type="broker_account", subject_id=account.id,
-                          actor_user_id=user_id, data={"from": before[0], "to": account.status,
-                                                       "permissions": account.permissions,
-                                                       "message": account.status_message})
-            journal.push(user_id, _event(account), key=account.id)
         journal.flush_audit(session)
         session.commit()
     journal.publish()

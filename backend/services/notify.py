@@ -58,6 +58,16 @@ class DeliveryReport:
     retry: list[int] = field(default_factory=list)
 
 
+def queue_notification(session: Session, *, user_id: int, kind: str, title: str, body: str, now,
+                       data: dict | None = None) -> Notification:
+    """Write a notification the dashboard lists and the DM loop sends (``dm_status='pending'``)."""
+    note = Notification(user_id=user_id, kind=kind, title=title[:200], body=body, data=data or {}, created_at=now,
+                        dm_status=PENDING)
+    session.add(note)
+    session.flush()
+    return note
+
+
 def dm_text(title: str, body: str) -> str:
     text = f"**{title}**\n{body}".strip() if body else f"**{title}**"
     return text if len(text) <= DISCORD_MESSAGE_LIMIT else text[: DISCORD_MESSAGE_LIMIT - 1] + "…"

@@ -22,8 +22,10 @@ class BrokerKind(str, Enum):
 
 class AccountStatus(str, Enum):
     CONNECTED = "connected"
-    DISCONNECTED = "disconnected"
+    DISCONNECTED = "disconnected"    # by the member: credentials forgotten
     ERROR = "error"
+    LOGGED_OUT = "logged_out"        # the broker session is up but logged out (IB Gateway cut off from IBKR)
+    CONNECTION_LOST = "connection_lost"  # the broker session dropped; retried on the next request
 
 
 class OrderStatus(str, Enum):

@@ -63,7 +63,7 @@ def placed(gateway: FakeIbGateway) -> list[list[str]]:
 
 async def test_connect_validates_the_account_and_reports_connected(ib):
     gateway, adapter = ib
-    assert adapter.status()[0] == "disconnected"
+    assert adapter.status()[0] == "unknown"  # never connected yet: nothing to report
     info = await adapter.validate()
     assert (info.account_id, info.cash, info.equity) == ("DU1234567", Decimal("100000"), Decimal("100000"))
     assert adapter.status()[0] == "connected"

@@ -169,7 +169,7 @@ async def test_ibkr_gateway_settings_are_checked_by_connecting(engine):
     finally:
         await gateway.stop()
     gone = await refresh_status(engine, uid, out["id"])
-    assert gone["status"] == "error" and "Cannot reach the IB Gateway" in gone["status_message"]
+    assert gone["status"] == "connection_lost" and "Cannot reach the IB Gateway" in gone["status_message"]
     with pytest.raises(CannotConnect) as unreachable:
         await connect_account(engine, uid, "ibkr", "IBKR", {"port": port}, adapter_options={"timeout": 1})
     assert "IB Gateway" in unreachable.value.message and "Nothing was saved" in unreachable.value.message
