@@ -2,7 +2,8 @@
 
 Each function takes the engine, the caller's Discord user id, the guild id
 (None in a DM) and the command's options, calls ``backend.services`` (the
-same functions the dashboard calls) in one transaction, and returns what the
+same functions the dashboard calls: ``follows`` for following and pausing,
+exactly as the Providers page) in one transaction, and returns what the
 member should read.  They know nothing of discord.py, so they are tested
 without Discord; ``backend.bot.slash`` wires them to the CommandTree and
 answers ephemerally.
@@ -23,8 +24,8 @@ from decimal import Decimal
 import sqlalchemy as sa
 
 from backend.db.session import session_scope
-from backend.errors import TradeExecutorError, ValidationError
-from backend.services import members
+from backend.errors import NotFound, TradeExecutorError, ValidationError
+from backend.services import follows, members
 
 log = logging.getLogger(__name__)
 
@@ -158,7 +159,7 @@ def _set_auto_trade(engine: sa.Engine, discord_user_id: str, guild_id: str | Non
     with session_scope(engine) as session:
         user = members.user_for_discord(session, discord_user_id)
         source = _source(session, guild_id, provider)
-        changed = members.set_auto_trade(session, user.id, enabled, source_id=source.id if source else None)
+        changed = follows.set_auto_trade_all(session, user.id, enabled, source_id=source.id if source else None)
         scope = source.name if source else "every provider you follow"
     if not changed:
         return f"Auto-trading was already {'on' if enabled else 'paused'} for {scope}."
@@ -182,7 +183,9 @@ def follow(engine: sa.Engine, discord_user_id: str, guild_id: str | None, provid
     with session_scope(engine) as session:
         user = members.user_for_discord(session, discord_user_id)
         community = members.community_for_guild(session, guild_id)
-        _row, source, created = members.follow(session, user.id, community.id, provider)
+        source = members.find_source(session, community.id, provider)
+        followed = follows.follow(session, user.id, source.id)
+        created = followed.created
     if not created:
         return f"You already follow {source.name}. Use /resume {source.name} if it is paused."
     return (f"✅ You now follow **{source.name}** with auto-trade on. Its next signals will be traded under your "
@@ -194,7 +197,11 @@ def unfollow(engine: sa.Engine, discord_user_id: str, guild_id: str | None, prov
     with session_scope(engine) as session:
         user = members.user_for_discord(session, discord_user_id)
         community = members.community_for_guild(session, guild_id)
-        source = members.unfollow(session, user.id, community.id, provider)
+        source = members.find_source(session, community.id, provider)
+        row = follows.follow_of(session, user.id, source.id)
+        if row is None:
+            raise NotFound(f"You do not follow {source.name}.", field="provider")
+        follows.unfollow(session, user.id, row.id)
     return f"You no longer follow {source.name}. Open positions from its signals stay open (/close to exit)."
 
 

@@ -1,10 +1,18 @@
 """Signal providers a trader can follow, their track record, and the trader's follows.
 
+The one set of follow use cases: the Providers page and the bot's
+``/follow``, ``/unfollow``, ``/pause`` and ``/resume`` (``backend.bot.commands``,
+which first turns a provider's name into a source with
+``members.find_source``) call these same functions, so both write the same
+rows and the same audit events (``follow.created``, ``follow.deleted``,
+``follow.auto_trade`` once per follow changed, ``follow.sizing``).
+
 Every function takes the *acting* user's id.  A source is visible only when
 the user is a member of its community (any role); following it, or changing
 a follow, needs the trader role there, and a follow can only be changed by
 the user who owns it (``PermissionDenied`` otherwise, without saying whether
-the id exists).
+the id exists).  Nothing here commits: the caller's ``session_scope`` does,
+so the change and its audit event land in one transaction or not at all.
 
 Performance (win rate, average return, signals, drawdown) is computed from
 what real followers actually got: ``backend.services.provider_performance``
@@ -20,7 +28,8 @@ from decimal import Decimal, InvalidOperation
 from sqlmodel import Session, select
 
 from backend.audit.chain import record as audit
-from backend.db.models import BrokerAccount, Community, CommunityRole, Follow, Membership, SignalSource, User
+from backend.db.models import (AccountStatus, BrokerAccount, Community, CommunityRole, Follow, Membership,
+                               SignalSource, User)
 from backend.errors import NotFound, PermissionDenied, ValidationError
 from backend.services.access import require_role, role_at_least
 from backend.services.provider_performance import Performance, performance_for, performance_from  # noqa: F401
@@ -83,45 +92,91 @@ def _own_follow(session: Session, user_id: int, follow_id: int) -> Follow:
     return follow
 
 
-def follow(session: Session, user_id: int, source_id: int, *, broker_account_id: int | None = None) -> Follow:
-    """Follow a source of one of the user's communities (idempotent: returns the existing follow)."""
+@dataclass(frozen=True)
+class Followed:
+    follow: Follow
+    source: SignalSource
+    created: bool  # False: the user already followed it (nothing changed)
+
+
+def _require_trading_account(session: Session, user_id: int) -> None:
+    """A follow with no account of its own trades through the first connected one: there must be one."""
+    connected = session.exec(select(BrokerAccount.id).where(
+        BrokerAccount.user_id == user_id, BrokerAccount.permissions == "trade",
+        BrokerAccount.status == AccountStatus.CONNECTED.value).limit(1)).first()
+    if connected is None:
+        raise ValidationError("Connect a broker account (or the paper account) on the dashboard's Brokers page "
+                              "before following a provider.", field="broker_account")
+
+
+def follow(session: Session, user_id: int, source_id: int, *, broker_account_id: int | None = None) -> Followed:
+    """Follow a source of one of the user's communities with auto-trade on (idempotent).
+
+    Without ``broker_account_id`` the follow trades through the user's first connected account at
+    each signal (``execution.decisions.pick_account``), so reconnecting or replacing an account needs
+    no new follow; one connected account with trade permission must exist now, so that the first
+    signal is not simply denied.
+    """
     source = _source_for(session, user_id, source_id)
+    existing = session.exec(select(Follow).where(Follow.follower_id == user_id,
+                                                 Follow.source_id == source_id)).first()
+    if existing is not None:
+        return Followed(existing, source, False)
     if broker_account_id is not None:
         account = session.get(BrokerAccount, broker_account_id)
         if account is None or account.user_id != user_id:
             raise PermissionDenied("That broker account is not yours.")
-    existing = session.exec(select(Follow).where(Follow.follower_id == user_id,
-                                                 Follow.source_id == source_id)).first()
-    if existing is not None:
-        return existing
+    else:
+        _require_trading_account(session, user_id)
     row = Follow(follower_id=user_id, source_id=source_id, broker_account_id=broker_account_id, auto_trade=True)
     session.add(row)
     session.flush()
     audit(session, "follow.created", subject_type="follow", subject_id=row.id, actor_user_id=user_id,
-          community_id=source.community_id, data={"source_id": source_id})
-    session.commit()
-    session.refresh(row)
-    return row
+          community_id=source.community_id, data={"source_id": source_id, "broker_account_id": broker_account_id})
+    return Followed(row, source, True)
 
 
-def unfollow(session: Session, user_id: int, follow_id: int) -> None:
+def follow_of(session: Session, user_id: int, source_id: int) -> Follow | None:
+    """The user's follow of a source, if any (the bot names providers, not follow ids)."""
+    return session.exec(select(Follow).where(Follow.follower_id == user_id, Follow.source_id == source_id)).first()
+
+
+def unfollow(session: Session, user_id: int, follow_id: int) -> SignalSource | None:
+    """Stop following; returns the source.  Open positions stay open."""
     row = _own_follow(session, user_id, follow_id)
     source = session.get(SignalSource, row.source_id)
     audit(session, "follow.deleted", subject_type="follow", subject_id=row.id, actor_user_id=user_id,
           community_id=source.community_id if source else None, data={"source_id": row.source_id})
     session.delete(row)
-    session.commit()
+    session.flush()
+    return source
 
 
-def set_auto_trade(session: Session, user_id: int, follow_id: int, on: bool) -> Follow:
-    row = _own_follow(session, user_id, follow_id)
+def _switch(session: Session, user_id: int, row: Follow, on: bool) -> None:
     row.auto_trade = bool(on)
     session.add(row)
     audit(session, "follow.auto_trade", subject_type="follow", subject_id=row.id, actor_user_id=user_id,
-          data={"auto_trade": row.auto_trade})
-    session.commit()
-    session.refresh(row)
+          data={"auto_trade": row.auto_trade, "source_id": row.source_id})
+
+
+def set_auto_trade(session: Session, user_id: int, follow_id: int, on: bool) -> Follow:
+    """Auto-trade on or off for one of the user's follows."""
+    row = _own_follow(session, user_id, follow_id)
+    _switch(session, user_id, row, on)
+    session.flush()
     return row
+
+
+def set_auto_trade_all(session: Session, user_id: int, on: bool, *, source_id: int | None = None) -> int:
+    """Pause or resume every follow of the user (or the one of ``source_id``); how many changed."""
+    query = select(Follow).where(Follow.follower_id == user_id, Follow.auto_trade.is_(not on))
+    if source_id is not None:
+        query = query.where(Follow.source_id == source_id)
+    rows = list(session.exec(query.order_by(Follow.id)))
+    for row in rows:
+        _switch(session, user_id, row, on)
+    session.flush()
+    return len(rows)
 
 
 def clean_sizing(mode: str | None, value: str | Decimal | None) -> tuple[str | None, Decimal | None]:
@@ -154,6 +209,5 @@ def set_sizing(session: Session, user_id: int, follow_id: int, mode: str | None,
     audit(session, "follow.sizing", subject_type="follow", subject_id=row.id, actor_user_id=user_id,
           data={"sizing_mode": row.sizing_mode, "sizing_value": None if row.sizing_value is None
                 else str(row.sizing_value)})
-    session.commit()
-    session.refresh(row)
+    session.flush()
     return row

@@ -13,8 +13,11 @@ Discord, which joins the two accounts (``redeem_link_code``).  A Discord
 account linked to another dashboard account is refused rather than moved:
 taking over someone's trading identity must not be one command away.
 
-Every change (link, pause/resume, follow/unfollow, DM preference) appends an
-audit event in the same transaction.  Nothing here commits: the caller's
+Following, unfollowing, pausing and resuming are not here: the bot calls
+``backend.services.follows`` for them, exactly as the Providers page does
+(this module only turns a provider's name in a server into a source,
+``find_source``).  Every change (link, DM preference) appends an audit event
+in the same transaction.  Nothing here commits: the caller's
 ``session_scope`` does.
 """
 
@@ -29,13 +32,10 @@ from sqlmodel import Session, select
 
 from backend import audit
 from backend.config import get_settings
-from backend.db.models import (
-    AccountStatus, BrokerAccount, Community, CommunityRole, DiscordLinkCode, Follow, SignalSource, User,
-)
+from backend.db.models import Community, DiscordLinkCode, SignalSource, User
 from backend.db.types import utcnow
 from backend.errors import NotFound, PermissionDenied, ValidationError
 from backend.services import dashboard
-from backend.services.access import require_role
 
 LINK_CODE_TTL = timedelta(minutes=15)
 LINK_CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O or 1/I: codes are typed by hand
@@ -157,32 +157,6 @@ def providers(session: Session, community_id: int) -> list[SignalSource]:
                                                         SignalSource.active.is_(True)).order_by(SignalSource.name)))
 
 
-# ------------------------------------------------------------------ changing
-def set_auto_trade(session: Session, user_id: int, enabled: bool, *, source_id: int | None = None) -> int:
-    """Pause or resume auto-trading on every follow (or one); returns how many follows changed."""
-    query = select(Follow).where(Follow.follower_id == user_id, Follow.auto_trade.is_(not enabled))
-    if source_id is not None:
-        query = query.where(Follow.source_id == source_id)
-    follows = list(session.exec(query))
-    for follow in follows:
-        follow.auto_trade = enabled
-    if follows:
-        audit.record(session, "member.auto_trade_resumed" if enabled else "member.auto_trade_paused",
-                     subject_type="user", subject_id=user_id, actor_user_id=user_id,
-                     data={"follow_ids": [f.id for f in follows]})
-    session.flush()
-    return len(follows)
-
-
-def set_dm_enabled(session: Session, user_id: int, enabled: bool) -> None:
-    user = session.get(User, user_id)
-    if user.dm_enabled != enabled:
-        user.dm_enabled = enabled
-        audit.record(session, "member.dm_preference", subject_type="user", subject_id=user_id,
-                     actor_user_id=user_id, data={"dm_enabled": enabled})
-        session.flush()
-
-
 def find_source(session: Session, community_id: int, name: str) -> SignalSource:
     """A source of this community by name (case-insensitive)."""
     wanted = (name or "").strip().lower()
@@ -194,40 +168,11 @@ def find_source(session: Session, community_id: int, name: str) -> SignalSource:
     return match
 
 
-def _trading_account(session: Session, user_id: int) -> BrokerAccount:
-    accounts = list(session.exec(select(BrokerAccount).where(BrokerAccount.user_id == user_id,
-                                                             BrokerAccount.permissions == "trade")
-                                 .order_by(BrokerAccount.id)))
-    connected = [a for a in accounts if a.status == AccountStatus.CONNECTED.value]
-    if not connected:
-        raise ValidationError("Connect a broker account (or the paper account) on the dashboard before following "
-                              "a provider.", field="broker_account")
-    return connected[0]
-
-
-def follow(session: Session, user_id: int, community_id: int, source_name: str) -> tuple[Follow, SignalSource, bool]:
-    """Follow a provider with auto-trade on; returns (follow, source, created).  Needs the trader role."""
-    require_role(session, user_id, community_id, CommunityRole.TRADER)
-    source = find_source(session, community_id, source_name)
-    existing = session.exec(select(Follow).where(Follow.follower_id == user_id, Follow.source_id == source.id)).first()
-    if existing is not None:
-        return existing, source, False
-    account = _trading_account(session, user_id)
-    row = Follow(follower_id=user_id, source_id=source.id, broker_account_id=account.id, auto_trade=True)
-    session.add(row)
-    session.flush()
-    audit.record(session, "member.followed", subject_type="follow", subject_id=row.id, actor_user_id=user_id,
-                 community_id=community_id, data={"source_id": source.id, "broker_account_id": account.id})
-    return row, source, True
-
-
-def unfollow(session: Session, user_id: int, community_id: int, source_name: str) -> SignalSource:
-    source = find_source(session, community_id, source_name)
-    row = session.exec(select(Follow).where(Follow.follower_id == user_id, Follow.source_id == source.id)).first()
-    if row is None:
-        raise NotFound(f"You do not follow {source.name}.", field="provider")
-    audit.record(session, "member.unfollowed", subject_type="follow", subject_id=row.id, actor_user_id=user_id,
-                 community_id=community_id, data={"source_id": source.id})
-    session.delete(row)
-    session.flush()
-    return source
+# ------------------------------------------------------------------ changing
+def set_dm_enabled(session: Session, user_id: int, enabled: bool) -> None:
+    user = session.get(User, user_id)
+    if user.dm_enabled != enabled:
+        user.dm_enabled = enabled
+        audit.record(session, "member.dm_preference", subject_type="user", subject_id=user_id,
+                     actor_user_id=user_id, data={"dm_enabled": enabled})
+        session.flush()

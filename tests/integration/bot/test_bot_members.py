@@ -12,7 +12,7 @@ from backend.bot import commands
 from backend.db.models import AuditEvent, CommunityRole, DiscordLinkCode, Follow, Position, RealizedPnl, User
 from backend.db.types import utcnow
 from backend.errors import NotFound, PermissionDenied, ValidationError
-from backend.services import members
+from backend.services import follows, members
 
 GUILD_ID = "510000000000000001"  # the world fixture's guild (tests/integration/bot/conftest.py)
 STRANGER_DISCORD = "530000000000000009"
@@ -125,8 +125,11 @@ def test_pause_and_resume_all_or_one_provider(engine, world):
     assert "resumed for Pat Calls" in commands.resume(engine, world.follower_discord, GUILD_ID, "pat calls")
     with Session(engine) as s:
         assert s.exec(select(Follow.auto_trade).where(Follow.follower_id == world.follower_id)).all() == [True]
-        actions = s.exec(select(AuditEvent.action).order_by(AuditEvent.seq)).all()
-    assert actions == ["member.auto_trade_paused", "member.auto_trade_resumed"]
+        events = s.exec(select(AuditEvent).order_by(AuditEvent.seq)).all()
+    # The same audit events the Providers page writes: one per follow changed.
+    assert [(e.action, e.subject_type, e.data["auto_trade"]) for e in events] == [
+        ("follow.auto_trade", "follow", False), ("follow.auto_trade", "follow", True)]
+    assert {e.actor_user_id for e in events} == {world.follower_id}
     assert "No provider named" in commands.pause(engine, world.follower_discord, GUILD_ID, "Nobody")
 
 
@@ -145,11 +148,19 @@ def test_follow_and_unfollow_need_trader_role_and_a_broker(engine, world, new_us
     assert "not connected to a community" in commands.follow(engine, "531", "999", "Pat Calls")
     with Session(engine) as s:
         row = s.exec(select(Follow).where(Follow.follower_id == trader)).one()
-        assert row.auto_trade and row.broker_account_id is not None
+        # No account pinned: each signal trades through the first connected account, as a dashboard follow.
+        assert row.auto_trade and row.broker_account_id is None
+        created = s.exec(select(AuditEvent).where(AuditEvent.action == "follow.created")).one()
+        assert (created.subject_id, created.actor_user_id, created.community_id) == (
+            str(row.id), trader, world.community_id)
         assert not s.exec(select(Follow).where(Follow.follower_id.in_([viewer, outsider]))).all()
 
     assert "no longer follow Pat Calls" in commands.unfollow(engine, "531", GUILD_ID, "Pat Calls")
     assert "do not follow" in commands.unfollow(engine, "531", GUILD_ID, "Pat Calls")
+    with Session(engine) as s:
+        assert s.exec(select(Follow).where(Follow.follower_id == trader)).all() == []
+        assert s.exec(select(AuditEvent.action).where(AuditEvent.action.like("follow.%"))
+                      .order_by(AuditEvent.seq)).all() == ["follow.created", "follow.deleted"]
 
 
 def test_follow_without_a_broker_account_says_what_to_do(engine, world):
@@ -162,8 +173,9 @@ def test_follow_without_a_broker_account_says_what_to_do(engine, world):
         s.add(Membership(community_id=world.community_id, user_id=user.id, role="trader"))
         s.commit()
     assert "Connect a broker account" in commands.follow(engine, "534", GUILD_ID, "Pat Calls")
-    with Session(engine) as s, pytest.raises(ValidationError):
-        members.follow(s, user.id, world.community_id, "Pat Calls")
+    with Session(engine) as s, pytest.raises(ValidationError) as refused:
+        follows.follow(s, user.id, world.source_id)  # the dashboard's Follow button: the same refusal
+    assert refused.value.field == "broker_account" and "Brokers page" in refused.value.message
     with Session(engine) as s, pytest.raises(NotFound):
         members.find_source(s, world.community_id, "missing")
 

@@ -6,10 +6,10 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-from sqlmodel import select
+from sqlmodel import Session, select
 
-from backend.db.models import (BrokerAccount, Community, Fill, Follow, Membership, Order, RealizedPnl, Signal,
-                               SignalSource, User)
+from backend.db.models import (AuditEvent, BrokerAccount, Community, Fill, Follow, Membership, Order, RealizedPnl,
+                               Signal, SignalSource, User)
 from backend.db.types import utcnow
 from backend.errors import NotFound, PermissionDenied, ValidationError
 from backend.services import follows
@@ -84,16 +84,56 @@ def test_providers_of_my_communities_with_real_performance(session, world):
 
 def test_follow_unfollow_and_settings(session, world):
     ann = world["users"]["ann"].id
-    f = follows.follow(session, ann, world["a"].id)
-    assert follows.follow(session, ann, world["a"].id).id == f.id  # idempotent
+    first = follows.follow(session, ann, world["a"].id)
+    f = first.follow
+    assert first.created and first.source.id == world["a"].id and f.broker_account_id is None
+    again = follows.follow(session, ann, world["a"].id)  # idempotent
+    assert again.follow.id == f.id and not again.created
     assert follows.provider_views(session, ann)[0].follow_id == f.id
     assert follows.set_auto_trade(session, ann, f.id, False).auto_trade is False
     row = follows.set_sizing(session, ann, f.id, "fixed_units", "5")
     assert (row.sizing_mode, row.sizing_value) == ("fixed_units", Decimal(5))
     row = follows.set_sizing(session, ann, f.id, "", "")
     assert (row.sizing_mode, row.sizing_value) == (None, None)
-    follows.unfollow(session, ann, f.id)
+    assert follows.unfollow(session, ann, f.id).id == world["a"].id
     assert session.exec(select(Follow)).first() is None
+    actions = session.exec(select(AuditEvent.action).order_by(AuditEvent.seq)).all()
+    assert actions == ["follow.created", "follow.auto_trade", "follow.sizing", "follow.sizing", "follow.deleted"]
+
+
+def test_changes_are_committed_by_the_caller_not_the_service(engine, session, world):
+    ann = world["users"]["ann"].id
+    follows.follow(session, ann, world["a"].id)
+    session.rollback()  # e.g. a later step of the same request failed
+    with Session(engine) as other:
+        assert other.exec(select(Follow)).all() == [] and other.exec(select(AuditEvent)).all() == []
+
+
+def test_pause_and_resume_all_or_one(session, world):
+    ann = world["users"]["ann"].id
+    session.add(Membership(community_id=world["b"].community_id, user_id=ann, role="trader"))
+    a = follows.follow(session, ann, world["a"].id).follow
+    b = follows.follow(session, ann, world["b"].id).follow
+    assert follows.set_auto_trade_all(session, ann, False) == 2
+    assert follows.set_auto_trade_all(session, ann, False) == 0  # already paused: nothing written
+    assert follows.set_auto_trade_all(session, ann, True, source_id=world["b"].id) == 1
+    assert (session.get(Follow, a.id).auto_trade, session.get(Follow, b.id).auto_trade) == (False, True)
+    switched = session.exec(select(AuditEvent).where(AuditEvent.action == "follow.auto_trade")
+                            .order_by(AuditEvent.seq)).all()
+    assert [(e.subject_id, e.data["auto_trade"]) for e in switched] == [
+        (str(a.id), False), (str(b.id), False), (str(b.id), True)]
+    assert follows.set_auto_trade_all(session, world["users"]["bob"].id, False) == 0  # not bob's follows
+
+
+def test_following_needs_a_connected_trading_account(session, world):
+    ann = world["users"]["ann"]
+    world["acct"].status = "disconnected"
+    session.add(world["acct"])
+    session.flush()
+    with pytest.raises(ValidationError) as err:
+        follows.follow(session, ann.id, world["a"].id)
+    assert err.value.field == "broker_account" and "Connect a broker account" in err.value.message
+    assert session.exec(select(Follow)).all() == []
 
 
 @pytest.mark.parametrize("mode,value,field", [
@@ -114,7 +154,7 @@ def test_outsiders_are_refused(session, world):
         follows.follow(session, users["vic"].id, world["a"].id)  # viewer only
     with pytest.raises(NotFound):
         follows.follow(session, users["ann"].id, 99_999)
-    f = follows.follow(session, users["ann"].id, world["a"].id)
+    f = follows.follow(session, users["ann"].id, world["a"].id).follow
     for change in (lambda: follows.unfollow(session, users["bob"].id, f.id),
                    lambda: follows.set_auto_trade(session, users["bob"].id, f.id, False),
                    lambda: follows.set_sizing(session, users["bob"].id, f.id, "fixed_units", "1")):
