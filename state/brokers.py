@@ -3,6 +3,12 @@
 Credentials typed in the form live in backend-only vars (leading underscore),
 are handed to ``backend.services.accounts.connect_account`` and cleared right
 after, success or not: they never round-trip to the browser.
+
+A refusal names its field (``TradeExecutorError.field``): when that field is
+on the form (the name, the starting cash, the exchange, the live switch, one
+credential, or ``credentials`` for keys the venue refused as a whole) the
+page shows the message under it (``error_field``); anything else (an
+unreachable gateway, a disconnect refused) is shown above the button.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from state import format as fmt
 from state.auth import AuthState
 
 BROKER_CHOICES = [(kind, spec.title) for kind, spec in SPECS.items()]
+FORM_FIELDS = frozenset({"broker", "label", "starting_cash", "exchange_id", "live", "credentials"})
 
 
 def broker_fields(kind: str) -> list[dict[str, str]]:
@@ -104,7 +111,7 @@ class BrokersState(AuthState):
                 exchange_id=self.exchange_id or None,
                 starting_cash=self.starting_cash if self.broker == "paper" else None)
         except TradeExecutorError as exc:
-            self.field_error, self.error_field = exc.message, exc.field or ""
+            self.field_error, self.error_field = exc.message, self._on_form(exc.field)
             return None
         finally:
             self.connecting = False
@@ -113,9 +120,14 @@ class BrokersState(AuthState):
         self._list(user_id)
         return None
 
+    def _on_form(self, field: str | None) -> str:
+        """``field`` if the form shows it (the message goes under it), else "" (shown above the button)."""
+        shown = FORM_FIELDS | {f["name"] for f in broker_fields(self.broker)}
+        return field if field in shown else ""
+
     @rx.event
     def disconnect(self, account_id: str):
-        self.field_error = self.message = ""
+        self.field_error = self.error_field = self.message = ""
         with session_scope() as session:
             user = self._signed_in_user(session)
             if user is None:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from sqlmodel import Session, select
 
-from backend.db.models import Order
+from backend.db.models import Order, Position, RealizedPnl
 from state.positions import PositionsState
 from webstate import sign_in
 
@@ -47,3 +49,24 @@ async def test_cannot_close_someone_elses_position(db, users):
     assert "belongs to someone else" in sam.error
     with Session(db) as s:
         assert s.exec(select(Order).where(Order.leg == "close")).first() is None
+
+
+async def test_close_a_percentage_reduces_the_position_by_that_share(db, users):
+    alex = users["alex"]
+    state = signed_in(db, alex)
+    state.load()
+    [aapl] = state.positions
+    assert aapl["quantity"] == "10"
+    state.set_percent("30%")
+    await state.close_percent(aapl["account_id"], "AAPL")
+    assert state.error == "" and state.message == "Close order for AAPL sent: 3 filled."
+    [after] = state.positions  # the page reloaded: 7 left, same account and side
+    assert (after["quantity"], after["side"], after["account_id"]) == ("7", "Long", aapl["account_id"])
+    with Session(db) as s:
+        position = s.exec(select(Position).where(Position.user_id == alex.id, Position.symbol == "AAPL")).one()
+        assert position.quantity == Decimal(7)
+        [close] = s.exec(select(Order).where(Order.user_id == alex.id, Order.leg == "close")).all()
+        assert (close.side, close.quantity, close.status, close.reduce_only) == ("sell", Decimal(3), "filled", True)
+        # The sold share of the position is realised: 3 x (fill price - 190 average).
+        [realized] = s.exec(select(RealizedPnl).where(RealizedPnl.user_id == alex.id)).all()
+        assert realized.amount == (close.avg_fill_price - Decimal(190)) * 3 - close.fees
