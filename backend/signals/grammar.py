@@ -18,6 +18,10 @@ determiners, sizes, prices and other trading vocabulary (the words of
    alert cards put the symbol and the verb on different lines).
 3. **Amount** - the number of prose words, which the parser compares with a
    small budget: a signal is mostly vocabulary, a sentence is mostly prose.
+   Two things weigh like a prose word: an idiom built on a trading word
+   ("long story", "exit strategy", see ``NOUN_USES``) and a prose word right
+   after the instrument, which then only qualifies a noun ("out of TSLA
+   *jokes*", "the NVDA *conference*").
 
 All of it is one pass over the words the verb search walks anyway, plus a
 set lookup per word, so it costs well under a microsecond per message.
@@ -29,7 +33,7 @@ import re
 from bisect import bisect_left
 
 from backend.signals.numbers import ROLE_WORDS
-from backend.signals.vocab import NOUN_USES, VERB_LEADS, VERBS
+from backend.signals.vocab import NOUN_USES, SUBJECT_VERB, VERB_LEADS, VERBS
 
 # Words that may sit between a verb and its instrument in a real signal and
 # that do not count as prose: determiners, pronouns, prepositions, the
@@ -57,6 +61,7 @@ LINK = frozenset("""
     premium
     usd usdt usdc busd long longs short shorts
     new update updates note vip premium free flash quick
+    direction side coin pair symbol ticker asset type exchange binance bybit okx kucoin bitget mexc
     ok okay alright boom nice done small tight wide hard mental soft first second third final last partial
     partials breakeven be even break
     open opening premarket eod am pm
@@ -64,6 +69,10 @@ LINK = frozenset("""
     september october november december
 """.split()) | VERB_LEADS | ROLE_WORDS
 
+# Noun uses that name the trader's own position ("closing my TSLA short") are
+# signal vocabulary; every other noun use ("long story", "exit strategy",
+# "sell-off") is an idiom of prose and counts as a prose word.
+_POSITION_NOUN = re.compile(r"(?:my|the|your|our|their|his|her|this|that)\s+(?:Ω\s+)?(?:long|short)")
 _WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
 
 
@@ -71,39 +80,52 @@ def _spaces(m: re.Match[str]) -> str:
     return " " * (m.end() - m.start())
 
 
-def is_prose(word: str) -> bool:
-    """A word that is not trading vocabulary (digits, tickers-with-digits and single letters never are)."""
-    return not (word in LINK or len(word) == 1 or not word[0].isalpha() or word[-1].isdigit())
-
-
-def maybe_prose(words: set[str], symbol_words: set[str]) -> bool:
+def maybe_prose(words: set[str], symbol_text: str) -> bool:
     """Cheap pre-test on the message's word set: could any word be prose?
 
     Most signals have none, and then :func:`read_verbs` can skip the
-    per-word classification (``symbol_words`` are the words inside the
-    instrument's own spans, e.g. ``aapl``).
+    per-word classification.  ``symbol_text`` is the lower-case text of the
+    instrument's own spans (``$aapl``, ``#btc/usdt``): its words are not prose.
     """
-    return any(is_prose(word) for word in words - LINK - symbol_words)
+    for word in words - LINK:
+        if len(word) > 1 and word[0].isalpha() and not word[-1].isdigit() and word not in symbol_text:
+            return True
+    return False
 
 
-def read_verbs(work: str, anchors: list[int], prose_possible: bool = True) -> tuple[set[str], bool, int]:
-    """``(categories, linked, prose)`` for ``work`` (lower case, symbol replaced by ``Ω``).
+# What :func:`read_verbs` returns (a plain tuple: it is built once per message on
+# the hot path): the categories of the verbs that survived the adjacency rule,
+# whether one of them is linked to the instrument, the prose weight inside the
+# instruction clause, and the prose weight of the other clauses (commentary:
+# "Closing TSLA here, momentum fading").
+Reading = tuple[set[str], bool, int, int]
 
-    ``anchors`` are the offsets of the ``Ω`` placeholders.  ``categories``
-    are those of :data:`~backend.signals.vocab.VERBS` that survive the
-    adjacency rule; ``linked`` says whether one of them is linked to an
-    anchor; ``prose`` counts the prose words outside verb phrases.
-    ``prose_possible=False`` (see :func:`maybe_prose`) skips the prose
-    bookkeeping.
+
+def read_verbs(work: str, anchors: list[int], prose_possible: bool = True) -> Reading:
+    """Read the verbs of ``work`` (lower case, symbol replaced by ``Ω``) and weigh its prose.
+
+    ``anchors`` are the offsets of the ``Ω`` placeholders.  The
+    *instruction clause* runs from a linked verb to its instrument, widened
+    to the clause boundaries around them (``,`` ``;`` ``.`` ``!`` ``|``
+    brackets, `` - `` and line breaks); prose elsewhere is commentary, which
+    signals do carry ("Sell half NVDA, let the rest run").
+    ``prose_possible=False`` (see :func:`maybe_prose`) skips the per-word
+    prose bookkeeping.
 
     The big verb alternation is only tried at words that can start a verb
     (:data:`~backend.signals.vocab.VERB_LEADS`): every match starts at such
     a word, and skipping the rest makes this ~2x faster.
     """
+    weights: list[int] = []   # positions of prose words, idioms and symbol-qualified nouns
     if NOUN_USES.search(work):
+        weights = [m.start() for m in NOUN_USES.finditer(work) if not _POSITION_NOUN.fullmatch(m.group())]
         work = NOUN_USES.sub(_spaces, work)
+    if SUBJECT_VERB.search(work):
+        weights += [m.start() for m in SUBJECT_VERB.finditer(work)]
+        work = SUBJECT_VERB.sub(_spaces, work)
     if not prose_possible:
-        return _verbs_only(work, anchors)
+        cats = _verbs_only(work)
+        return cats, bool(cats and anchors), len(weights), 0
     verbs: list[tuple[int, str]] = []   # (start, category) of the verbs kept so far
     prose: list[int] = []
     end = 0
@@ -121,24 +143,50 @@ def read_verbs(work: str, anchors: list[int], prose_possible: bool = True) -> tu
                 verbs.append((start, vm.lastgroup))
                 end = verb_end = vm.end()
                 continue
-        if word in LINK or len(word) == 1 or not word[0].isalpha() or word[-1].isdigit():  # is_prose, inlined
+        if word in LINK or len(word) == 1 or not word[0].isalpha() or word[-1].isdigit():  # not prose
             verb_end = -1
             continue
         prose.append(start)
+        weights.append(start)
+        j = start - 1
+        while j > 0 and work[j] == " ":
+            j -= 1
+        if j >= 0 and work[j] == "Ω":
+            weights.append(start)  # "out of TSLA jokes", "NVDA conference": the symbol only qualifies a noun
         if verb_end >= 0 and not work[verb_end:start].strip(" "):
             del verbs[-chain:]  # "buying power", "entry level": a noun or an adjective, not a verb
         verb_end = -1
     cats = {cat for _, cat in verbs}
     if not verbs or not anchors:
-        return cats, False, len(prose)
+        return cats, False, len(weights), 0
     if not prose:
-        return cats, True, 0
-    segments = {bisect_left(prose, a) for a in anchors}
-    linked = any(bisect_left(prose, start) in segments for start, _ in verbs)
-    return cats, linked, len(prose)
+        return cats, True, len(weights), 0
+    for v, _ in verbs:
+        segment = bisect_left(prose, v)
+        for a in anchors:
+            if bisect_left(prose, a) == segment:
+                lo, hi = _clause(work, min(v, a), max(v, a))
+                core = sum(lo <= w < hi for w in weights)
+                return cats, True, core, len(weights) - core
+    return cats, False, len(weights), 0
 
 
-def _verbs_only(work: str, anchors: list[int]) -> tuple[set[str], bool, int]:
+_CLAUSE_BREAK = re.compile(r"[,;!|()\n]|\.(?!\d)|\s-\s")
+
+
+def _clause(work: str, lo: int, hi: int) -> tuple[int, int]:
+    """``[lo, hi)`` widened to the clause boundaries around it."""
+    start, stop = 0, len(work)
+    for m in _CLAUSE_BREAK.finditer(work):
+        if m.end() <= lo:
+            start = m.end()
+        elif m.start() >= hi:
+            stop = m.start()
+            break
+    return start, stop
+
+
+def _verbs_only(work: str) -> set[str]:
     """:func:`read_verbs` for a message without prose: nothing can demote or cut off a verb."""
     cats: set[str] = set()
     end = 0
@@ -149,4 +197,4 @@ def _verbs_only(work: str, anchors: list[int]) -> tuple[set[str], bool, int]:
             if vm and vm.lastgroup:
                 cats.add(vm.lastgroup)
                 end = vm.end()
-    return cats, bool(cats and anchors), 0
+    return cats

@@ -22,6 +22,8 @@ import re
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 
+from backend.signals.vocab import VERB_LEADS
+
 NUM = r"\$?(?:\d+(?:,\d{3})*(?:\.\d+)?|\.\d+)k?"
 _MAX_DIGITS = 12
 
@@ -170,8 +172,11 @@ ROLE_WORDS = frozenset(_ROLE)
 # "20 pips") - it is not a price, and a message built on it is not an order.
 _AFTER_NUMBER = frozenset("""
     ish region range or then each flat exactly spot perp cross isolated swing scalp max min avg hard mental
-    tight daily premarket again
-""".split())
+    tight wide daily premarket again only please pls gtc firm sharp
+    into in by with before after via per vs
+    lotto size sizing starter position play trade idea setup premium support resistance bounce retest hedge
+    full half small partial order
+""".split()) | VERB_LEADS  # "$AMD limit @ 140 cancelled", "ETH 2450 long"
 # A level the price must first cross: "long above 590", "short below 495"
 # are stop-entry orders, not representable as one Signal.  After a stop label
 # they just describe the stop ("SL below 180").
@@ -223,7 +228,10 @@ def _choose_entries(groups: list[tuple[bool, list[Decimal]]], res: Prices) -> No
         res.bad = "two different entry prices"
     elif found:
         res.entries = list(next(iter(found)))
-        res.labelled = any(g and not after_verb for after_verb, g in groups)
+        for after_verb, prices in groups:
+            if prices and not after_verb:
+                res.labelled = True
+                break
     if len(res.entries) > 2:
         res.bad = "more than two entry prices"
 

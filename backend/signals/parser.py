@@ -42,6 +42,9 @@ log = logging.getLogger(__name__)
 
 _TAKE_PROFIT = re.compile(r"\btake[\s-]*profits?\b|\bprofit\s+targets?\b")
 _MAX_LEVERAGE = Decimal(200)
+# Prose words outside the instruction clause ("Exit AAPL now, thesis broken"),
+# allowed only when the instruction clause itself is clean.
+_COMMENTARY_BUDGET = 3
 _SPREAD = (Decimal(4), Decimal(25))  # widest max/min ratio of one order's prices: (stocks & crypto, options)
 _ENTRY_WORD = re.compile(r"(?<!to )(?<!at )\b(?:entry|entries|entered|entering|re-?entry)\b")
 _BREAKEVEN = re.compile(r"\b(?:breakeven|break[\s-]even|b/e|(?:to|at|@)\s*(?:be|entry)|be\s+stop|sl\s+be)\b")
@@ -85,11 +88,10 @@ def _parse(text: str, now: datetime) -> Signal | None:
     for start, end, _ in spans:
         work = work[:start] + "Ω" + " " * (end - start - 1) + work[end:]
 
-    symbol_words: set[str] = set()
-    for start, end, _ in spans:
-        symbol_words.update(words_of(low[start:end]))
-    cats, linked, prose = read_verbs(work, [start for start, _, _ in spans], maybe_prose(words, symbol_words))
-    if not linked:
+    symbol_text = " ".join([low[start:end] for start, end, _ in spans])
+    cats, linked, prose, commentary = read_verbs(work, [start for start, _, _ in spans],
+                                                 maybe_prose(words, symbol_text))
+    if not linked or commentary > _COMMENTARY_BUDGET:
         return None  # no verb is about the instrument ("sold out show at the NVDA conference")
     decided = classify_action(cats)
     if decided is None:
@@ -174,7 +176,8 @@ def _parse(text: str, now: datetime) -> Signal | None:
         if kind in ("equity", "position") and quantity > 100:
             return None
 
-    if prose > _prose_budget(action, entries, stop, targets, p.labelled, quantity, leverages, spec):
+    budget = _prose_budget(action, entries, stop, targets, p.labelled, quantity, leverages, spec)
+    if prose and prose + commentary > budget or prose > budget:
         return None  # a sentence that happens to contain a verb and a ticker
     if action == "open":
         if not _geometry_ok(side, entries, stop, targets):

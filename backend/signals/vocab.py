@@ -162,13 +162,14 @@ VERBS = re.compile(
     r"|(?P<sto>sell(?:ing)?\s+to\s+open|sto|(?:sell|selling|sold)\s+(?:Ω\s+)?short|short(?:ing|ed)"
     r"|go(?:ing)?\s+short)"
     r"|(?P<partial>trim(?:s|med|ming)?|scal(?:e|ed|ing)\s+out|partials?|(?:take|took|taking)\s+"
-    r"(?:some|half|\d+(?:\.\d+)?\s*%|a\s+(?:third|quarter))\s+off)"
+    r"(?:some|half|\d+(?:\.\d+)?\s*%|[123]/[234]|a\s+(?:third|quarter))\s+off)"
     r"|(?P<stopped>stopped(?:\s+out)?|(?:sl|stop(?:\s*loss)?)\s+(?:was\s+)?hit)"
     r"|(?P<profit>(?:took|taking|take)\s+(?:some\s+)?profits?\b(?!\s*(?:\d|:|=|-|@|at\b|\(|targets?|levels?|zones?)))"
     r"|(?P<modify>mov(?:e|ed|ing)\s+(?:my\s+|the\s+|our\s+|your\s+)?(?:stops?|sl|s/l|stop\s*loss|tps?|targets?)"
     r"|mov(?:e|ed|ing)\s+(?:\w+\s+){0,2}?to\s+(?:breakeven|break[\s-]even|b/?e)"
     r"|(?:stops?|sl|s/l|stop\s*loss)\s+(?:(?:moved|raised|lowered|adjusted|updated|trailed|is)\s+)?(?:now|to)"
     r"|(?:stops?|sl|s/l|stop\s*loss)\s*:?\s*\$?[\d.,]+k?\s+(?:(?:on|for)\s+(?:the\s+|my\s+)?Ω\s+)?now"
+    r"|(?:stops?|sl|s/l|stop\s*loss)\s+(?:on|for)\s+(?:the\s+|my\s+)?Ω\s+(?:(?:is|moved|raised)\s+)?(?:now|to)"
     r"|(?:stops?|sl|s/l|stop\s*loss)\s+(?:to\s+|at\s+|@\s*)?(?:be|b/e|breakeven|break[\s-]even)"
     r"|(?:be|b/e|breakeven|break[\s-]even)\s+(?:stops?|sl)|(?:stops?|sl|s/l|stop\s*loss)\s+(?:to|at)\s+entry"
     r"|(?:raise[sd]?|raising|lower(?:ed|ing)?|tighten(?:ed|ing)?|trail(?:ed|ing)?|adjust(?:ed|ing)?"
@@ -191,14 +192,18 @@ NOUN_USES = re.compile(
     r"\s+(?:close|closing)\b"
     r"|\b(?:close[ds]?|closing)\s+(?:above|below|under|over|to|prices?|bell|thoughts|remarks|words)\b"
     r"|\b(?:long|short)\s+(?:wicks?|candles?|covering)\b"
-    r"|\b(?:my|the|your|our|their|his|her|this|that)\s+(?:Ω\s+)?(?:long|short)\b"
-    r"|\b(?:my|the|your|our|their|his|her|avg|average)\s+(?:Ω\s+)?(?:entry|entries|exit|exits)\b"
+    r"|\b(?:my|the|your|our|their|his|her|this|that|avg|average)\s+(?:Ω\s+)?(?:long|short|entry|entries|exit|exits)\b"
     r"|\b(?:long|short)[\s-](?:term|time|terms?|days?|weeks?|weekend|story|way|wait|run|haul|squeeze"
     r"|interest|float|sellers?|list|position\s+in\s+general)\b|\b(?:as|so|how|in)\s+(?:long|short)\b"
     r"|\bsell\s+(?:targets?|zones?|levels?|areas?)\b|\bsell[\s-]?offs?\b|\b(?:sold|selling)\s+off\b"
-    r"|\b(?:buy|sell)\s+(?:signals?|side|pressure|rating|wall|volume)\b"
+    r"|\b(?:buy|sell)\s+(?:signals?(?!\s*[:|-])|side|pressure|rating|wall|volume)\b"
     r"|\bexit\s+(?:strategy|plan|point|liquidity)\b"
 )
+# The instrument as the subject of a verb - "SPY closed green", "AAPL sold 50M
+# iPhones", "NVDA bought back stock" - is a description, not an order.  (Its
+# own regex: starting with the literal placeholder it is found by a fast
+# substring scan, while one more branch in NOUN_USES cost every message.)
+SUBJECT_VERB = re.compile(r"Ω\s+(?:closed|closes|sold|sells|bought|buys|added|adds|covered|shorted)\b")
 
 # "Cathie Wood bought TSLA", "Berkshire sold PARA": a named third party's
 # trade is news.  The trader's own messages start with the verb or with one
