@@ -161,8 +161,18 @@ def translate_ccxt(exc: BaseException, venue: str, secrets: Iterable[str | None]
 # --- Interactive Brokers (ib_async) -------------------------------------------------------
 # https://www.interactivebrokers.com/campus/ibkr-api-page/tws-api-error-codes/
 IB_USER_CANCELLED = 202
+IB_PACING_CODES = frozenset({100, 101, 102})  # max messages per second / max tickers / duplicate ticker id
+# 160/434 size cannot be zero, 355 size does not conform to the market rule, 388 smaller than the minimum
+_IB_SIZE_CODES = frozenset({160, 355, 388, 434})
+# 203 security not available or allowed for this account, 10015 trading not allowed in the API,
+# 10248 no fractional-share permission
+_IB_PERMISSION_CODES = frozenset({203, 10015, 10248})
 _IB_FUNDS_WORDS = ("insufficient", "equity with loan", "initial margin", "buying power", "margin requirement")
 _IB_CLOSED_WORDS = ("market is closed", "outside of regular trading hours", "trading hours", "not open")
+_IB_SIZE_WORDS = ("smaller than the minimum", "below the minimum", "minimum size", "size cannot be zero",
+                  "size value cannot be zero", "does not conform to market rule", "minimum order size")
+_IB_PERMISSION_WORDS = ("trading permission", "no permission", "not allowed for this account",
+                        "not available or allowed", "not allowed in the api", "not authorized", "not permitted")
 
 
 def translate_ib_rejection(code: int | None, text: str) -> BrokerError:
@@ -174,10 +184,16 @@ def translate_ib_rejection(code: int | None, text: str) -> BrokerError:
     if code == 321 and "read-only" in low:
         return OrderRejected("The IB Gateway only allows read-only API access: untick 'Read-Only API' in the "
                              "gateway's API settings so that orders can be placed.")
+    if code in IB_PACING_CODES:
+        return RateLimited(f"Interactive Brokers is pacing this connection ({code}); requests will resume shortly.")
+    if code in _IB_PERMISSION_CODES or any(w in low for w in _IB_PERMISSION_WORDS):
+        return AuthenticationFailed(
+            f"Interactive Brokers does not let this account place that order ({code}: {reason}). Check the "
+            "account's trading permissions in Client Portal and that API trading is enabled.")
+    if code in _IB_SIZE_CODES or any(w in low for w in _IB_SIZE_WORDS):
+        return OrderTooSmall(f"Interactive Brokers refused the order size ({code}): {reason}.")
     if any(w in low for w in _IB_FUNDS_WORDS):
         return InsufficientFunds(f"Interactive Brokers refused the order for lack of funds or margin: {reason}.")
     if any(w in low for w in _IB_CLOSED_WORDS):
         return MarketClosed(f"Interactive Brokers refused the order because the market is closed: {reason}.")
-    if code in (100, 101, 102):  # pacing / max tickers
-        return RateLimited(f"Interactive Brokers is pacing this connection ({code}); requests will resume shortly.")
     return OrderRejected(f"Interactive Brokers refused the order ({code}): {reason}.")

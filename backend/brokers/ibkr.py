@@ -13,7 +13,9 @@ IB has no client order id: ours travels in ``Order.orderRef`` and is how
 orders are found again (``place_order`` returns the existing trade with the
 same ref instead of sending a second order).  Refusals arrive asynchronously
 (error 201 after ``placeOrder``); ``place_order`` waits ``ack_timeout`` for the
-gateway's first answer and raises the translated error if it was a refusal.
+gateway's first answer and raises the translated error if it was a refusal,
+or a temporary error if no answer came (the retry finds the same trade).  An
+order refused for pacing (100) never lived at IB and is sent again on retry.
 Brackets are native (parent + take-profit + stop sent with ``transmit`` on
 the last leg; one take-profit: ``max_bracket_take_profits = 1``), and an
 ``oco_group`` maps to an IB OCA group.  The legs carry the engine's names in
@@ -52,7 +54,7 @@ from backend.brokers.base import (
     OrderSnapshot,
     VenueFill,
 )
-from backend.brokers.errors_map import IB_USER_CANCELLED, translate_ib_rejection
+from backend.brokers.errors_map import IB_PACING_CODES, IB_USER_CANCELLED, translate_ib_rejection
 from backend.brokers.rate_limit import IBKR_PUBLISHED_PER_MINUTE, account_key, half_of, shared_bucket
 from backend.brokers.registry import register
 from backend.errors import (
@@ -60,6 +62,7 @@ from backend.errors import (
     ConfigurationError,
     InvalidSymbol,
     OrderNotFound,
+    RateLimited,
     TemporaryBrokerError,
     ValidationError,
 )
@@ -124,6 +127,7 @@ class IbkrAdapter(BrokerAdapter):
         self._state: tuple[str, str] = ("unknown", "Not connected to the IB Gateway yet.")
         self._details: dict[tuple, Any] = {}
         self._read_only = False
+        self._paced = 0  # pacing errors (100 ...) seen, so an empty answer they caused is not "no such contract"
         rate = requests_per_minute or self.capabilities.max_requests_per_minute
         self._bucket = shared_bucket("ibkr", account_key(self.host, self.port, self.account_code), rate)
 
@@ -145,6 +149,8 @@ class IbkrAdapter(BrokerAdapter):
             self._state = ("connected", f"Connection to IBKR restored ({code}).")
         elif code == _READ_ONLY_CODE and "read-only" in text.lower():
             self._read_only = True
+        elif code in IB_PACING_CODES:
+            self._paced += 1
 
     async def _ready(self) -> None:
         if self._state[0] == "logged_out":
@@ -211,7 +217,10 @@ class IbkrAdapter(BrokerAdapter):
         key = (contract.symbol, contract.secType, contract.lastTradeDateOrContractMonth, contract.strike,
                contract.right)
         if key not in self._details:
+            paced = self._paced
             details = await self._wait(self._ib.reqContractDetailsAsync(contract), "contract details")
+            if not details and self._paced > paced:
+                raise RateLimited("Interactive Brokers is pacing this connection; requests will resume shortly.")
             if not details:
                 raise InvalidSymbol(f"Interactive Brokers has no {what}.")
             self._details[key] = details[0]
@@ -278,8 +287,8 @@ class IbkrAdapter(BrokerAdapter):
             raise ValidationError("IBKR orders through the API are in whole units.", field="quantity")
         await self._ready()
         existing = self._trade(request.client_order_id)
-        if existing is not None:
-            return self._snapshot(existing)
+        if existing is not None and not self._refused_for_now(existing):
+            return await self._answer(existing)
         details = await self._qualify(request.symbol, request.asset_class, request)
         action = "BUY" if request.side == "buy" else "SELL"
         parent = self._order(request, action, float(request.quantity))
@@ -292,11 +301,34 @@ class IbkrAdapter(BrokerAdapter):
         trade = self._ib.placeOrder(details.contract, parent)
         for leg in legs:
             self._ib.placeOrder(details.contract, leg)
+        return await self._answer(trade)
+
+    async def _answer(self, trade: Trade) -> OrderSnapshot:
+        """The gateway's first answer to an order: its snapshot, or the refusal translated.
+
+        No answer within ``ack_timeout`` is a temporary error: the engine asks
+        again later under the same ``orderRef``, which finds this trade (and
+        its late answer) instead of sending a second order.
+        """
         await self._await_answer(trade)
+        if trade.orderStatus.status in _PENDING:
+            raise TemporaryBrokerError("The IB Gateway did not acknowledge the order in time. It is checked again "
+                                       "under the same reference and never sent twice.")
+        refusal = self._refusal(trade)
+        if refusal is not None:
+            raise refusal
+        return self._snapshot(trade)
+
+    def _refusal(self, trade: Trade):
         rejection = _rejection(trade)
         if rejection and trade.orderStatus.filled == 0 and self._snapshot(trade).status == "rejected":
-            raise translate_ib_rejection(*rejection)
-        return self._snapshot(trade)
+            return translate_ib_rejection(*rejection)
+        return None
+
+    def _refused_for_now(self, trade: Trade) -> bool:
+        """Refused for a temporary reason (pacing): the order never lived at IB, so it is sent again."""
+        refusal = self._refusal(trade)
+        return refusal is not None and refusal.retryable
 
     def _bracket_legs(self, r: OrderRequest, parent) -> list:
         b = r.bracket

@@ -24,7 +24,10 @@ fields.  The fake does what ib_async needs to connect and trade:
 * ``push_fill(order_id)`` fills a working order as the venue would and sends
   the messages to the connected clients;
 * ``push_error(code, text)`` sends a system message such as 1100 / 2110 /
-  1300 to every client; ``drop_clients()`` closes their sockets.
+  1300 to every client; ``drop_clients()`` closes their sockets;
+* ``fail_next[msg_id] = (code, text)`` answers the next request of that kind
+  with an error (texts in ``tests/fixtures/ibkr/errors.json``), ``silent``
+  leaves requests unanswered until ``answer_held()``.
 
 Not spoken (tested at the adapter's seams instead): ``openOrder`` (5) and
 ``completedOrder`` (101), the long order-description messages that let a
@@ -87,6 +90,12 @@ class FakeIbGateway:
         # message id -> callable run before answering; lets a test stand in for messages the fake
         # does not encode (e.g. feed ib_async's wrapper.completedOrder when request 99 arrives)
         self.hooks: dict[int, object] = {}
+        # message id -> (code, text): the next such request is answered with that error instead
+        # (``errors.json``: pacing 100, market closed, size, permission ...)
+        self.fail_next: dict[int, tuple[int, str]] = {}
+        # message ids not answered at all (a gateway that hangs); ``answer_held`` answers them late
+        self.silent: set[int] = set()
+        self._held: list[tuple[asyncio.StreamWriter, list[str]]] = []
         self._writers: list[asyncio.StreamWriter] = []
         self._server: asyncio.base_events.Server | None = None
         self._perm_ids = itertools.count(900001)
@@ -121,6 +130,15 @@ class FakeIbGateway:
             await w.drain()
         await asyncio.sleep(0.05)
 
+    async def answer_held(self) -> None:
+        """Answer, late, the requests swallowed while their message id was ``silent``."""
+        held, self._held = self._held, []
+        for writer, fields in held:
+            for msg in self._answer(fields):
+                writer.write(msg)
+            await writer.drain()
+        await asyncio.sleep(0.05)
+
     async def push_error(self, code: int, text: str, req_id: int = -1) -> None:
         for w in self._writers:
             w.write(encode(4, 2, req_id, code, text, ""))
@@ -138,6 +156,9 @@ class FakeIbGateway:
             while True:
                 fields = await self._read(reader)
                 self.received.append(fields)
+                if int(fields[0]) in self.silent:
+                    self._held.append((writer, fields))
+                    continue
                 for msg in self._answer(fields):
                     writer.write(msg)
                 await writer.drain()
@@ -157,6 +178,9 @@ class FakeIbGateway:
         msg = int(f[0])
         if msg in self.hooks:
             self.hooks[msg]()
+        if msg in self.fail_next:
+            code, text = self.fail_next.pop(msg)
+            return [encode(4, 2, int(f[1] if msg == 3 else f[2]), code, text, "")]
         if msg == 71:  # start API
             self.client_id = int(f[2])
             return [encode(15, 1, self.account), encode(9, 1, 1 + max(self.orders, default=0))]

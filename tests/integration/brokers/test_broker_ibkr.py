@@ -23,22 +23,28 @@ from backend.brokers.errors_map import translate_ib_rejection
 from backend.brokers.ibkr import IbkrAdapter
 from backend.db.types import utcnow
 from backend.errors import (
+    AuthenticationFailed,
     BrokerDisconnected,
     InsufficientFunds,
     InvalidSymbol,
     MarketClosed,
     OrderNotFound,
     OrderRejected,
+    OrderTooSmall,
     RateLimited,
+    TemporaryBrokerError,
     ValidationError,
 )
 from fakes.fake_ibkr import FakeIbGateway
+from fakes.loopback import load_fixture
+
+IB_ERRORS = load_fixture("ibkr", "errors.json")
 
 
 def build(gateway: FakeIbGateway, client_id: int = 7, **kw) -> IbkrAdapter:
+    options = {"timeout": 3, "ack_timeout": 2, "requests_per_minute": 100_000, **kw}
     return IbkrAdapter(credentials={"host": "127.0.0.1", "port": gateway.port, "client_id": client_id,
-                                    "account": gateway.account}, timeout=3, ack_timeout=2,
-                       requests_per_minute=100_000, **kw)
+                                    "account": gateway.account}, **options)
 
 
 @pytest.fixture
@@ -145,6 +151,70 @@ async def test_refusals_are_translated(ib, kw, error):
     _, adapter = ib
     with pytest.raises(error):
         await adapter.place_order(req("bad-1", **kw))
+
+
+@pytest.mark.parametrize("kind, error", [
+    ("market_closed", MarketClosed), ("too_small", OrderTooSmall), ("size_rule", OrderTooSmall),
+    ("not_allowed", AuthenticationFailed), ("api_trading_off", AuthenticationFailed),
+])
+async def test_gateway_refusals_over_the_socket_are_translated_and_not_retried(ib, kind, error):
+    gateway, adapter = ib
+    gateway.fail_next[3] = tuple(IB_ERRORS[kind])
+    with pytest.raises(error) as refused:
+        await adapter.place_order(req(f"{kind}-1"))
+    assert not refused.value.retryable and str(IB_ERRORS[kind][0]) in refused.value.message
+    with pytest.raises(error):  # asked again: the same refusal, nothing sent a second time
+        await adapter.place_order(req(f"{kind}-1"))
+    assert len(placed(gateway)) == 1
+
+
+async def test_pacing_refuses_the_order_as_rate_limited_and_the_retry_sends_it(ib):
+    gateway, adapter = ib
+    gateway.fail_next[3] = tuple(IB_ERRORS["pacing"])
+    with pytest.raises(RateLimited) as paced:
+        await adapter.place_order(req("pace-1"))
+    assert paced.value.retryable
+    snap = await adapter.place_order(req("pace-1"))  # never lived at IB: sent again, once
+    assert (snap.status, snap.filled_quantity) == ("filled", Decimal("10"))
+    assert [f[26] for f in placed(gateway)] == ["pace-1", "pace-1"]
+    assert len([o for o in gateway.orders.values() if o.order_ref == "pace-1"]) == 1
+
+
+async def test_pacing_of_a_contract_lookup_is_rate_limited_not_an_unknown_symbol(ib):
+    gateway, adapter = ib
+    await adapter.validate()
+    gateway.fail_next[9] = tuple(IB_ERRORS["pacing"])
+    with pytest.raises(RateLimited):
+        await adapter.instrument("AAPL")
+    assert (await adapter.instrument("AAPL")).price_tick == Decimal("0.01")
+
+
+async def test_an_order_the_gateway_never_acknowledges_is_a_timeout_and_the_retry_finds_it(ib):
+    gateway, adapter = ib
+    await adapter.validate()
+    gateway.silent = {3}
+    with pytest.raises(TemporaryBrokerError) as late:
+        await adapter.place_order(req("noack-1"))
+    assert late.value.retryable and "never sent twice" in late.value.message
+    with pytest.raises(TemporaryBrokerError):
+        await adapter.place_order(req("noack-1"))   # still no answer: still not sent again
+    gateway.silent = set()
+    await gateway.answer_held()                     # the gateway answers, late
+    snap = await adapter.place_order(req("noack-1"))
+    assert (snap.status, snap.filled_quantity) == ("filled", Decimal("10")) and len(placed(gateway)) == 1
+
+
+async def test_a_request_the_gateway_never_answers_times_out_as_temporary(ib):
+    gateway, _ = ib
+    adapter = build(gateway, client_id=12, timeout=0.5)
+    try:
+        await adapter.validate()
+        gateway.silent = {9}
+        with pytest.raises(TemporaryBrokerError) as late:
+            await adapter.instrument("MSFT")
+        assert late.value.retryable and "did not answer the contract details request in time" in late.value.message
+    finally:
+        await adapter.close()
 
 
 async def test_unknown_order_asks_the_gateway_then_says_not_found(ib):
@@ -255,7 +325,14 @@ def test_a_cancel_caused_by_a_gateway_error_reads_as_rejected_with_the_reason():
     (201, "Order rejected - reason:YOUR ORDER IS NOT ACCEPTED ... EQUITY WITH LOAN VALUE", InsufficientFunds),
     (201, "Order rejected - reason:The order cannot be placed outside of regular trading hours", MarketClosed),
     (100, "Max rate of messages per second has been exceeded", RateLimited),
-    (201, "Order rejected - reason:No trading permissions", OrderRejected),
+    (201, "Order rejected - reason:No trading permissions", AuthenticationFailed),
+    (203, "The security AAPL is not available or allowed for this account.", AuthenticationFailed),
+    (10015, "Trading is not allowed in the API.", AuthenticationFailed),
+    (388, "Order size 0.5 is smaller than the minimum requirement of 1.", OrderTooSmall),
+    (355, "Order size does not conform to market rule.", OrderTooSmall),
+    (434, "The order size cannot be zero.", OrderTooSmall),
+    (201, "Order rejected - reason:Order size is below the minimum size allowed", OrderTooSmall),
+    (201, "Order rejected - reason:The order type is not supported by the exchange", OrderRejected),
 ])
 def test_gateway_refusals_map_to_the_error_tree(code, text, error):
     assert type(translate_ib_rejection(code, text)) is error

@@ -92,7 +92,7 @@ async def test_drift_at_alpaca_is_repaired_once_and_matches_the_venue(engine, wo
         follow_through(engine, world, account_id)
         adapters = Adapters(engine, provider=build_provider(options=OPTIONS))
         await say(engine, world, "m1", "Buy SPY 500", adapters)       # rests
-        await say(engine, world, "m2", "Buy AAPL 150", adapters)      # rests, then Alpaca forgets it
+        await say(engine, world, "m2", "Buy AAPL 180", adapters)      # rests, then Alpaca forgets it
         await say(engine, world, "m3", "Buy AAPL 191", adapters)      # marketable: filled, then sold by hand
         spy, lost, aapl = rows(engine, Order, Order.broker_account_id == account_id)
         assert (spy.status, lost.status, aapl.status) == ("submitted", "submitted", "filled")

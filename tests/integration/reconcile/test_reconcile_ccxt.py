@@ -52,7 +52,7 @@ async def test_binance_drift_is_repaired_once_and_matches_the_balances(engine):
             s.commit()
         adapters = Adapters(engine, provider=build_provider(options=OPTIONS))
         await trading.ingest_discord_message(channel_id=world.source.discord_channel_id, message_id="m1",
-                                             content="Buy BTC/USDT 50000", sent_at=utcnow(), engine=engine,
+                                             content="Buy BTC/USDT 57000", sent_at=utcnow(), engine=engine,
                                              adapters=adapters)
         with Session(engine) as s:
             order = s.exec(select(Order)).one()
@@ -74,7 +74,7 @@ async def test_binance_drift_is_repaired_once_and_matches_the_balances(engine):
         with Session(engine) as s:
             order = s.exec(select(Order)).one()
             held = {p.symbol: p.quantity for p in s.exec(select(Position).where(Position.quantity != 0))}
-        assert (order.status, order.filled_quantity, order.avg_fill_price) == ("filled", D("0.01"), D(50000))
+        assert (order.status, order.filled_quantity, order.avg_fill_price) == ("filled", D("0.01"), D(57000))
         assert held == {"ETH/USDT": D("0.5")}
         assert {f"{s.removesuffix('USDT')}/USDT": q for s, (q, _) in fake.book.positions.items()} == held
         assert audit.verify(engine).ok

@@ -72,7 +72,7 @@ async def test_every_drift_kind_is_repaired_once_and_the_product_ends_equal_to_t
         await broker.set_quote(symbol, D(price))
 
     await say(engine, world, "m1", "Buy AAPL 90", adapters)           # rests at the venue
-    await say(engine, world, "m2", "Buy MSFT 350", adapters)          # rests, then the venue forgets it
+    await say(engine, world, "m2", "Buy MSFT 370", adapters)          # rests, then the venue forgets it
     await say(engine, world, "m3", "Buy NVDA", adapters)              # filled: the member then sells by hand
     stored = await say(engine, world, "m4", "Buy AMD", adapters, dispatch=False)
     dispatch = await fan_out(engine, stored["signal_id"], adapters=adapters)   # intents written ...
