@@ -20,6 +20,7 @@ import base64
 import json
 import os
 import secrets
+from decimal import Decimal, InvalidOperation
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -70,6 +71,7 @@ class Settings(BaseSettings):
     paper_slippage_bps: str = "5"
     paper_fee_per_order: str = "0"
     paper_fee_bps: str = "0"
+    paper_random_walk_bps: str = "0"
 
     # Execution
     execution_max_retries: int = 5
@@ -83,6 +85,19 @@ class Settings(BaseSettings):
     @classmethod
     def _blank_is_unset(cls, value):
         return value or None
+
+    @field_validator("paper_starting_cash", "paper_slippage_bps", "paper_fee_per_order", "paper_fee_bps",
+                     "paper_random_walk_bps")
+    @classmethod
+    def _non_negative_decimal(cls, value: str, info):
+        """Money settings stay exact strings; a typo stops start-up instead of failing at the first fill."""
+        try:
+            number = Decimal(str(value).strip())
+        except InvalidOperation:
+            raise ValueError(f"{info.field_name.upper()} must be a number, got {value!r}") from None
+        if not number.is_finite() or number < 0:
+            raise ValueError(f"{info.field_name.upper()} must be zero or more, got {value!r}")
+        return str(number)
 
     # ------------------------------------------------------------------ derived
     @property

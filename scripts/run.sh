@@ -15,6 +15,9 @@ if [ "${SEED_DEMO_DATA:-true}" = "true" ] && [ "${APP_ENV:-development}" != "pro
   .venv/bin/python -m backend.services.demo_seed
 fi
 
+if [ "${APP_ENV:-development}" != "production" ]; then
+  export PAPER_RANDOM_WALK_BPS="${PAPER_RANDOM_WALK_BPS:-5}"  # the demo's market moves (5 bps every 5 s)
+fi
 source "$ROOT/scripts/procs.sh"
 start_group .venv/bin/python -m backend.workers.bot
 start_group .venv/bin/python -m backend.workers.scheduler

@@ -52,11 +52,18 @@ from backend.db.types import utcnow
 from backend.errors import NotFound, OrderRejected, ValidationError
 
 
+def fill_terms_from_settings() -> FillTerms:
+    """Slippage and fees of the paper venue, from ``PAPER_SLIPPAGE_BPS`` / ``PAPER_FEE_*``."""
+    settings = get_settings()
+    return FillTerms(slippage_bps=Decimal(settings.paper_slippage_bps),
+                     fee_per_order=Decimal(settings.paper_fee_per_order), fee_bps=Decimal(settings.paper_fee_bps))
+
+
 class PaperBroker(BrokerAdapter):
     name = "paper"
     capabilities = Capabilities(
         asset_classes=frozenset(ASSET_CLASSES), order_types=frozenset(ORDER_TYPES), native_brackets=True,
-        native_oco=True, fractional=True, short_selling=True, replace_order=True,
+        native_oco=True, fractional=True, short_selling=True, replace_order=True, in_process=True,
     )
 
     def __init__(
@@ -68,10 +75,11 @@ class PaperBroker(BrokerAdapter):
         self._engine = engine
         self._broker_account_id = broker_account_id
         self._starting_cash = Decimal(settings.paper_starting_cash) if starting_cash is None else starting_cash
+        defaults = fill_terms_from_settings()
         self._terms = FillTerms(
-            slippage_bps=Decimal(settings.paper_slippage_bps) if slippage_bps is None else slippage_bps,
-            fee_per_order=Decimal(settings.paper_fee_per_order) if fee_per_order is None else fee_per_order,
-            fee_bps=Decimal(settings.paper_fee_bps) if fee_bps is None else fee_bps,
+            slippage_bps=defaults.slippage_bps if slippage_bps is None else slippage_bps,
+            fee_per_order=defaults.fee_per_order if fee_per_order is None else fee_per_order,
+            fee_bps=defaults.fee_bps if fee_bps is None else fee_bps,
             partial_fill_max=partial_fill_max,
         )
         if partial_fill_max is not None and not ZERO < partial_fill_max <= 1:

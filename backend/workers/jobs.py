@@ -45,11 +45,18 @@ def risk_halts_job(engine: sa.Engine, *, now: datetime | None = None) -> int:
     return lift_expired(engine, now=now)
 
 
+def paper_walk_job(engine: sa.Engine) -> None:
+    from backend.brokers.paper_walk import walk_paper_quotes
+
+    walk_paper_quotes(engine)
+
+
 JOBS: list[Job] = [
     Job("heartbeat", 15, heartbeat_job),
     Job("reconcile", 300, reconcile_job),
     Job("discord_tokens", 3600, discord_token_job),
     Job("risk_halts", 60, risk_halts_job),
+    Job("paper_walk", 5, paper_walk_job),
 ]
 
 

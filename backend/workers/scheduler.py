@@ -1,9 +1,10 @@
 """``python -m backend.workers.scheduler``: APScheduler jobs in their own process.
 
 Runs exactly once per deployment (never inside the web process, which may
-have many workers): analytics snapshots, reconciliation with brokers,
-lifting daily-loss halts, and in the embedded default a random walk of the
-paper broker's quotes so the demo moves.
+have many workers): heartbeats, reconciliation with brokers (which also
+records equity snapshots), Discord token refresh, lifting daily-loss halts,
+and, when ``PAPER_RANDOM_WALK_BPS`` is set (the run command sets it for the
+demo), a random walk of the paper venue's quotes so the demo moves.
 """
 
 from __future__ import annotations
