@@ -53,8 +53,8 @@ LINK = frozenset("""
     stake holdings bag bags core size sizing share shares contract contracts coin coins unit units lot lots
     stock stocks token tokens pair pairs spot perp perps futures margin cross isolated iso leverage lev
     price prices entry entries limit lmt market mkt cmp zone zones area areas level levels range ish avg
-    average fill region worth notional strength weakness dollars bucks account acct equity portfolio port capital balance
-    bankroll
+    average fill region worth notional strength weakness dollars bucks
+    account acct equity portfolio port capital balance bankroll
     sl stop stops stoploss loss losses tp tps pt pts target targets tgt tgts take profit profits gain gains
     risk reward rr
     call calls put puts exp expiry expiration dte 0dte weekly weeklies monthly monthlies leaps strike strikes

@@ -10,7 +10,11 @@ A trading verb opens a weak entry field ("ADA-USD buy 0.45"), a number
 right before the symbol is a quantity ("BTO 5 QQQ ...", "Buy 0.5 BTC"), and
 two entry prices must be joined by a range separator ("240-242").
 Numbers claimed by no label are returned as ``leftovers``; the parser
-treats one of them as an entry price and several as ambiguity.
+treats one of them as an entry price and several as ambiguity.  A number
+followed by a word that prices do not take ("5 *days*", "3 *reasons*",
+"1 *of* my setups") counts or measures something, and a number after
+"above"/"below"/"breaks" is a level to cross first: both make the message
+unreadable as one order (``bad``).
 
 Every regex here is linear: no nested unbounded quantifiers that can
 overlap, so a 4,000-character line of digits and dots costs microseconds.

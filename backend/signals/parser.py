@@ -11,13 +11,20 @@ The pipeline, cheapest and most decisive steps first:
 3. A veto word (question, hedge, negation, recap, news, announcement ...)
    -> None.  See :mod:`backend.signals.vocab`.
 4. Exactly one instrument must be named; two or none -> None.
-5. The verbs decide action and side; contradictions -> None.
+5. A verb must be an instruction about that instrument, not a noun, an
+   idiom or part of a sentence (:mod:`backend.signals.grammar`); the verbs
+   then decide action and side; contradictions -> None.
 6. Sizes, the option contract, leverage and non-price numbers (times,
    "+40%") are read and blanked, then the remaining numbers are assigned to
-   entry / stop / targets by :func:`~backend.signals.numbers.scan_prices`.
+   entry / stop / targets by :func:`~backend.signals.numbers.scan_prices`
+   (which refuses numbers that count or measure something, "5 days", and
+   levels to cross first, "long above 590").
 7. Consistency checks: a long's stop must sit below its entry and targets
-   above (mirrored for a short); a modify must say what changes; anything
-   unexplained (percent stops, three entry prices, two stops) -> None.
+   above (mirrored for a short); one order's prices lie close together; a
+   lone small integer is a count, not a price; a modify must say what
+   changes; anything unexplained (percent stops, three entry prices, two
+   stops, a second unlabelled price) -> None; and the message may carry
+   only as much prose as its order structure vouches for.
 
 Precision over recall throughout: every doubt returns None, because a
 misread message becomes a real order in somebody's account.

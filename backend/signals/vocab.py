@@ -12,8 +12,10 @@ Two rules, in this order:
    BTC", "was up 20% on NVDA yesterday", "TP1 hit".  A false positive becomes
    a real order, a miss costs nothing, so the list is deliberately broad.
 2. **Verbs** (:data:`VERBS`): every trading verb found is reported with its
-   category; :func:`classify_action` turns the set of categories into an
-   action and side, returning None when they contradict each other.
+   category (:func:`backend.signals.grammar.read_verbs` finds them and
+   keeps those that are instructions); :func:`classify_action` turns the set
+   of categories into an action and side, returning None when they
+   contradict each other.
 """
 
 from __future__ import annotations
@@ -102,6 +104,9 @@ _PHRASES: tuple[tuple[str, str], ...] = (
     ("buying selling shorting longing adding chasing trading",
      r"\b(?:stop|quit|quitting|done|more)\s+(?:buying|selling|shorting|longing|adding|chasing|trading)\b"),
     ("day week month year", r"\b(?:a|per|each)\s+(?:day|week|month|year)\b"),
+    # an order for later: "buy SPY at 9:45", "exit by 3pm" (a timestamp header is not preceded by "at")
+    ("am pm at by before after until till around",
+     r"\b(?:at|by|before|after|until|till|around)\s+\d{1,2}(?::\d\d\s*(?:[ap]m\b)?|\s*[ap]m\b)"),
     ("next", r"\bnext\s+(?:\d+\s+)?(?:weeks?|months?|years?|quarters?|time|cycle|session|few)\b"),
     ("every", r"\bevery\s+(?:single\s+)?(?:day|week|month|year|morning|paycheck|payday|dip|time|monday|tuesday"
               r"|wednesday|thursday|friday)\b"),
@@ -231,31 +236,6 @@ _OPEN_LONG = {"bto", "buy", "long"}
 _OPEN_SHORT = {"sto", "short"}
 _STRONG_OPEN = {"bto", "buy", "sto"}
 _CLOSING = {"btc", "stc", "partial", "stopped", "profit", "close", "sell"}
-
-
-def verb_categories(work: str) -> set[str]:
-    """The categories of trading verbs in ``work`` (noun uses removed first).
-
-    Same result as ``VERBS.finditer`` but the big alternation is only tried
-    at words that can start a verb (:data:`VERB_LEADS`): every match starts
-    at such a word, and skipping the rest makes this ~2x faster.
-    """
-    if NOUN_USES.search(work):
-        work = NOUN_USES.sub(_spaces, work)
-    cats: set[str] = set()
-    end = 0
-    for word in _VETO_WORD.finditer(work):
-        start = word.start()
-        if start >= end and word.group() in VERB_LEADS:
-            m = VERBS.match(work, start)
-            if m and m.lastgroup:
-                cats.add(m.lastgroup)
-                end = m.end()
-    return cats
-
-
-def _spaces(m: re.Match[str]) -> str:
-    return " " * (m.end() - m.start())
 
 
 def classify_action(cats: set[str]) -> tuple[str, str | None] | None:
