@@ -126,7 +126,7 @@ def orders_page() -> rx.Component:
             "Orders",
             data_table(["Time", "Symbol", "Side", "Type", "Qty", "Filled", "Avg fill", "Status", "Source", ""],
                        S.rows, order_row, empty="No orders match these filters.", id="orders-history"),
-            pager(),
+            rx.cond(S.has_newer | S.has_older, pager()),
             action=rx.text(S.count, size="2", color_scheme="gray", id="orders-count"),
         ),
         story_dialog(),

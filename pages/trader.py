@@ -9,6 +9,8 @@ from pages.components import data_table, empty_state, figure, section, status_ba
 from pages.template import template
 from state.trader import TraderOverviewState as S
 
+THOUSANDS = "(value) => Number(value).toLocaleString('en-US')"  # axis ticks: 102,500 (display only)
+
 
 def account_card(a: dict) -> rx.Component:
     return rx.card(
@@ -93,7 +95,7 @@ def equity_chart() -> rx.Component:
             rx.recharts.line(data_key="equity", name="Equity", type_="monotone", dot=False, stroke=rx.color("accent", 9),
                              stroke_width=2, is_animation_active=False),
             rx.recharts.x_axis(data_key="at", min_tick_gap=40, font_size=11),
-            rx.recharts.y_axis(domain=["auto", "auto"], width=80, font_size=11),
+            rx.recharts.y_axis(domain=["auto", "auto"], width=80, font_size=11, tick_formatter=THOUSANDS),
             rx.recharts.graphing_tooltip(),
             data=S.equity_points, height=240, width="100%",
         ),
@@ -113,7 +115,7 @@ def pnl_chart() -> rx.Component:
                             fill=rx.color("amber", 8), is_animation_active=False),
             rx.recharts.reference_line(y=0, stroke=rx.color("gray", 8)),
             rx.recharts.x_axis(data_key="day", min_tick_gap=20, font_size=11),
-            rx.recharts.y_axis(width=80, font_size=11),
+            rx.recharts.y_axis(width=80, font_size=11, tick_formatter=THOUSANDS),
             rx.recharts.graphing_tooltip(),
             rx.recharts.legend(),
             data=S.pnl_days, height=240, width="100%",
