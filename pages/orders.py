@@ -23,6 +23,8 @@ def order_row(o: dict) -> rx.Component:
         rx.table.cell(o["source"]),
         rx.table.cell(rx.button("Story", size="1", variant="soft", on_click=S.open_order(o["id"]))),
         cursor="pointer",
+        # For the browser tests and the live-update benchmark: which order, in which state.
+        custom_attrs={"data-order-id": o["id"], "data-status": o["status"]},
     )
 
 

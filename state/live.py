@@ -3,35 +3,49 @@
 The bus (``backend.events``) only says "look again"; the database stays the
 truth, so every push re-reads the page's data instead of patching it with
 the event's payload, and a page that missed events (dropped connection) is
-resynchronised by its ``on_load`` reload.
+resynchronised by its ``on_load`` reload, which Reflex runs again when the
+websocket reconnects.
 
-Order events (``order.updated``, ``decision.created``) refresh at once.
-Portfolio events (positions, accounts, risk state, notifications) refresh
-at most once per second per client: a burst of fills becomes one reload.
+Order events (``order.updated``) refresh at once.  Portfolio events
+(positions, accounts, risk state, notifications, risk decisions) refresh at
+most once per second per client: a burst of fills becomes one reload.  A
+decision is not an order event: an approved one is followed by its order's
+own event, and reloading the order list for it too would only delay the
+fill's reload behind a useless one.  ``bus.resync`` (the bus lost events)
+reloads everything.
 
-The task is guarded against starting twice for the same client: a backend
-var records that it runs, with a heartbeat so that a task lost with its
-worker (Redis state manager) does not block a new one forever.  It stops
-when the client's websocket is gone or the client moved to another page.
+One task per client: each ``start_live`` claims the client (``_live_owner``)
+and an older task for the same client ends at its next wake-up when it sees
+it lost the claim.  The newest start wins because after a reconnect (maybe
+to another web worker, with the Redis state manager) the old task may still
+be alive but can no longer reach the client.  A task also stops when the
+client's websocket is gone or the client moved to another page, and each
+push re-checks the session cookie (a revoked session gets no more pushes).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import sys
 import time
+import uuid
+
+from typing import ClassVar
 
 import reflex as rx
 from sqlmodel import Session
 
 from backend.db.session import session_scope
 from backend.events import RESYNC_TYPE, get_bus, user_topic
+from backend.services import auth as auth_service
 
-ORDER_EVENTS = frozenset({"order.updated", "decision.created"})
+ORDER_EVENTS = frozenset({"order.updated"})
 PORTFOLIO_INTERVAL = 1.0     # seconds between two portfolio refreshes of one client
 CHECK_INTERVAL = 5.0         # how often an idle task checks that its client is still there
-STALE_AFTER = 3 * CHECK_INTERVAL
+RETRY_AFTER = 1.0            # a push that failed (database or state lock trouble) is retried this much later
+log = logging.getLogger(__name__)
 
 
 def classify(messages: list[str]) -> tuple[bool, bool]:
@@ -69,18 +83,27 @@ def drain(queue: asyncio.Queue) -> list[str]:
 
 
 class LiveUpdates(rx.State, mixin=True):
-    """Mix into a page state that defines ``_live_refresh(session, user_id, orders, portfolio)``."""
+    """Mix into a page state that defines ``_live_refresh(session, user_id, orders, portfolio)``.
 
-    _live_seen: float = 0.0
+    ``live_portfolio = False`` for a page that shows no portfolio figures: it
+    then never reloads for portfolio events (and never takes its state lock for them).
+    """
+
+    live_portfolio: ClassVar[bool] = True
+    _live_owner: str = ""
 
     def _live_refresh(self, session: Session, user_id: int, orders: bool, portfolio: bool) -> None:
         raise NotImplementedError
 
     def _live_apply(self, orders: bool, portfolio: bool) -> bool:
-        """Reload inside ``async with self``; False when the user is no longer signed in."""
-        self._live_seen = time.monotonic()
+        """Reload inside ``async with self``; False when the session behind the cookie is gone.
+
+        The cookie is checked with ``user_for_token`` (two primary-key reads), not
+        ``_signed_in_user``, which also re-reads the navigation's display data: a push
+        must be cheap, and the navigation does not change because an order filled.
+        """
         with session_scope() as session:
-            user = self._signed_in_user(session)
+            user = auth_service.user_for_token(session, self.session_token)
             if user is None:
                 return False
             if orders or portfolio:
@@ -89,27 +112,43 @@ class LiveUpdates(rx.State, mixin=True):
 
     @rx.event(background=True)
     async def start_live(self):
+        me = uuid.uuid4().hex
         async with self:
-            if time.monotonic() - self._live_seen < STALE_AFTER:
-                return  # already running for this client
             with session_scope() as session:
                 user = self._signed_in_user(session)
                 user_id = user.id if user else None
             if user_id is None:
                 return
-            self._live_seen = time.monotonic()
+            self._live_owner = me  # an older task for this client ends when it sees this
             token = self.router.session.client_token
             page = self.router.url.path
-        await self._live_loop(user_id, token, page)
+        await self._live_loop(user_id, token, page, me)
 
-    async def _live_loop(self, user_id: int, token: str, page: str) -> None:
+    async def _push(self, page: str, me: str, orders: bool, portfolio: bool) -> bool:
+        """One reload under the state lock; False when this task must end.
+
+        The database work runs in a worker thread while the lock is held: the
+        state object is this context's alone until the block exits, and the
+        event loop stays free for the worker's other clients (run inline, 40
+        clients' reloads in a row blocked the loop long enough for Redis state
+        locks to expire).
+        """
+        async with self:
+            if self._live_owner != me or self.router.url.path != page:
+                return False
+            return await asyncio.to_thread(self._live_apply, orders, portfolio)
+
+    async def _live_loop(self, user_id: int, token: str, page: str, me: str) -> None:
         last_portfolio = 0.0
-        portfolio_due = False
+        portfolio_due = orders_due = False
+        wants_portfolio = self.live_portfolio
         try:
             async with get_bus().subscribe(user_topic(user_id)) as queue:
                 while True:
                     wait = CHECK_INTERVAL
-                    if portfolio_due:
+                    if orders_due:
+                        wait = RETRY_AFTER
+                    elif portfolio_due:
                         wait = max(0.0, last_portfolio + PORTFOLIO_INTERVAL - time.monotonic())
                     try:
                         first = await asyncio.wait_for(queue.get(), timeout=wait)
@@ -119,16 +158,24 @@ class LiveUpdates(rx.State, mixin=True):
                     if not client_connected(token):
                         return
                     orders, portfolio = classify(batch)
-                    portfolio_due = portfolio_due or portfolio
+                    orders_due = orders_due or orders
+                    portfolio_due = portfolio_due or (portfolio and wants_portfolio)
                     now = time.monotonic()
                     refresh_portfolio = portfolio_due and now - last_portfolio >= PORTFOLIO_INTERVAL
-                    async with self:
-                        if self.router.url.path != page:
+                    if batch and not (orders_due or refresh_portfolio):
+                        continue  # nothing this page shows changed: no lock, no query
+                    try:
+                        if not await self._push(page, me, orders_due, refresh_portfolio):
                             return
-                        if not self._live_apply(orders, refresh_portfolio):
-                            return
+                    except Exception:  # noqa: BLE001 - one failed push must not end the page's updates
+                        log.warning("live update for %s on %s failed; retrying", token, page, exc_info=True)
+                        if refresh_portfolio:
+                            last_portfolio = now  # retried a throttle interval later, not in a tight loop
+                        continue
+                    orders_due = False
                     if refresh_portfolio:
                         last_portfolio, portfolio_due = now, False
         finally:
             async with self:
-                self._live_seen = 0.0
+                if self._live_owner == me:
+                    self._live_owner = ""

@@ -11,6 +11,8 @@ is built server-side from the same filter and handed over with ``rx.download``.
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import reflex as rx
 
 from backend.db.session import session_scope
@@ -40,6 +42,7 @@ def count_text(n: int, more: bool) -> str:
 
 
 class OrdersState(LiveUpdates, AuthState):
+    live_portfolio: ClassVar[bool] = False  # no portfolio figures here: position pushes are ignored
     rows: list[dict[str, str]] = []
     has_newer: bool = False
     has_older: bool = False

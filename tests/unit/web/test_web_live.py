@@ -65,7 +65,8 @@ async def test_bus_events_reload_the_overview(engine, settings_env, bus):
         s.commit()
     state.load()
     assert state.latest_orders and state.equity != "stale"
-    task = asyncio.create_task(TraderOverviewState._live_loop(Proxy(state), alex_id, "token", ""))
+    state._live_owner = "me"
+    task = asyncio.create_task(TraderOverviewState._live_loop(Proxy(state), alex_id, "token", "", "me"))
     await asyncio.sleep(0.05)  # subscribed
     state.latest_orders = []
     bus.publish(user_topic(alex_id), {"type": "order.updated", "order_id": 1})
@@ -81,22 +82,24 @@ async def test_bus_events_reload_the_overview(engine, settings_env, bus):
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    assert state._live_seen == 0.0  # the guard is released when the task ends
+    assert state._live_owner == ""  # the claim is released when the task ends
 
 
 async def test_portfolio_refresh_is_throttled_to_one_per_second(monkeypatch, bus):
     calls: list[tuple[bool, bool]] = []
 
     class Fake:
-        _live_seen = 0.0
+        _live_owner = "me"
+        live_portfolio = True
         router = type("R", (), {"url": type("U", (), {"path": ""})()})()
+        _push = live.LiveUpdates._push
 
         def _live_apply(self, orders, portfolio):
             calls.append((orders, portfolio))
             return True
 
     fake = Proxy(Fake())
-    task = asyncio.create_task(live.LiveUpdates._live_loop(fake, 7, "token", ""))
+    task = asyncio.create_task(live.LiveUpdates._live_loop(fake, 7, "token", "", "me"))
     await asyncio.sleep(0.05)
     for _ in range(5):
         bus.publish(user_topic(7), {"type": "position.updated"})
@@ -111,8 +114,89 @@ async def test_portfolio_refresh_is_throttled_to_one_per_second(monkeypatch, bus
     assert any(o and not p for o, p in calls)  # the order event was not held back
 
 
+async def test_a_newer_task_for_the_same_client_ends_the_older_one(bus):
+    """After a reconnect the new ``start_live`` claims the client; the old task stops without reloading."""
+    calls = []
+
+    class Fake:
+        _live_owner = "old"
+        live_portfolio = True
+        router = type("R", (), {"url": type("U", (), {"path": "/trader"})()})()
+        _push = live.LiveUpdates._push
+
+        def _live_apply(self, orders, portfolio):
+            calls.append(self._live_owner)
+            return True
+
+    state = Fake()
+    task = asyncio.create_task(live.LiveUpdates._live_loop(Proxy(state), 7, "token", "/trader", "old"))
+    await asyncio.sleep(0.05)
+    bus.publish(user_topic(7), {"type": "order.updated"})
+    await wait_for(lambda: calls == ["old"])
+    state._live_owner = "new"  # what start_live does for the reconnected client
+    bus.publish(user_topic(7), {"type": "order.updated"})
+    await asyncio.wait_for(task, 2)  # ended by itself
+    assert calls == ["old"]
+    assert state._live_owner == "new"  # the old task does not release the new one's claim
+
+
+async def test_a_revoked_session_gets_no_more_pushes(engine, settings_env, bus):
+    settings_env(DATABASE_URL=engine.url.render_as_string(hide_password=False))
+    seed_demo(engine)
+    with Session(engine) as s:
+        alex_id = s.exec(select(User.id).where(User.username == "alex")).one()
+        state = TraderOverviewState()
+        state.session_token = auth.create_session(s, alex_id)
+        s.commit()
+    state._live_owner = "me"
+    task = asyncio.create_task(TraderOverviewState._live_loop(Proxy(state), alex_id, "token", "", "me"))
+    await asyncio.sleep(0.05)
+    bus.publish(user_topic(alex_id), {"type": "order.updated"})
+    await wait_for(lambda: state.latest_orders != [])
+    with Session(engine) as s:
+        assert auth.revoke(s, state.session_token)
+        s.commit()
+    state.latest_orders = []
+    bus.publish(user_topic(alex_id), {"type": "order.updated"})
+    await asyncio.wait_for(task, 2)  # the task ends: the cookie no longer names a session
+    assert state.latest_orders == []
+
+
+async def test_a_failed_push_is_retried_and_the_task_keeps_running(bus):
+    """A push that raises (a Redis state lock that expired, a database hiccup) is logged and retried."""
+    calls = []
+
+    class Fake:
+        _live_owner = "me"
+        live_portfolio = False  # an orders-only page
+        router = type("R", (), {"url": type("U", (), {"path": ""})()})()
+        _push = live.LiveUpdates._push
+
+        def _live_apply(self, orders, portfolio):
+            calls.append((orders, portfolio))
+            if len(calls) == 1:
+                raise RuntimeError("Lock expired")
+            return True
+
+    task = asyncio.create_task(live.LiveUpdates._live_loop(Proxy(Fake()), 7, "token", "", "me"))
+    await asyncio.sleep(0.05)
+    bus.publish(user_topic(7), {"type": "position.updated"})  # not shown on this page: no reload at all
+    await asyncio.sleep(0.2)
+    assert calls == []
+    bus.publish(user_topic(7), {"type": "order.updated"})
+    await wait_for(lambda: len(calls) == 2)  # failed once, retried about a second later without a new event
+    assert calls == [(True, False), (True, False)]
+    assert not task.done()
+    bus.publish(user_topic(7), {"type": "order.updated"})
+    await wait_for(lambda: len(calls) == 3)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+
 def test_classify():
     assert live.classify(['{"type":"order.updated"}']) == (True, False)
+    assert live.classify(['{"type":"decision.created"}']) == (False, True)  # its order's event follows
     assert live.classify(['{"type":"position.updated"}', "not json"]) == (False, True)
     assert live.classify([]) == (False, False)
     assert live.classify([RESYNC]) == (True, True)  # the bus lost events: reload everything

@@ -1,0 +1,329 @@
+"""Live updates: from an order fill committed by the worker process to the new state visible in Chromium.
+
+    .venv/bin/python benchmarks/bench_live_update.py [--fills 200] [--clients 1 200] [--redis-db 9]
+
+On Postgres (a throw-away database on ``--admin-url``, dropped at the end) and
+Redis (``redis://127.0.0.1:6379/<--redis-db>``, flushed before and after), it
+starts the real app (``reflex run --env prod``, as the browser tests do: with
+Redis that is several backend workers sharing state through Redis), opens
+Chromium pages on the Orders page signed in as a follower, and starts a
+SEPARATE worker process (this script with ``--worker``).  For each fill the
+worker ingests a Discord signal through ``services.trading`` (the bot's
+path: fan-out, risk decision, paper venue, fill, commit, bus publish), and
+records when the fill's transaction's COMMIT returned (``time.time()``
+right after the driver's commit).  Each page records, with a
+MutationObserver, when the order's row first shows ``data-status="filled"``
+(``Date.now()``: the same wall clock, same machine).  Latency = seen - committed.
+
+Fills are sent one at a time: the next once every page has shown the
+previous one (or 20 s passed), plus ``--gap``.  The pages are tabs of one
+browser context (one follower, so one sign-in cookie) in one Chromium with
+a few renderer processes: each tab is its own Reflex client (own token, own
+state, own websocket, own bus subscription), so each fill is one reload per
+tab on the server, the same push work as a signal reaching as many
+followers at once.  ``--clients 1 200`` measures 1 tab, then opens the rest
+and measures again.  Target: p95 < 100 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests" / "e2e"))
+
+ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+SESSION_SECRET = "bench-live-session-secret-not-for-production"
+TAG = "live"
+# React reuses the <tr> nodes of a full table: a new order at the top can arrive as changed attributes
+# of existing rows, not as added nodes, hence data-order-id in the attribute filter.
+OBSERVER = """
+(() => {
+  const seen = new Set();
+  const scan = () => {
+    const t = Date.now();
+    for (const row of document.querySelectorAll('tr[data-status="filled"][data-order-id]')) {
+      const id = row.getAttribute('data-order-id');
+      if (!seen.has(id)) { seen.add(id); window.__liveSeen(id, t); }
+    }
+  };
+  new MutationObserver(scan).observe(document, {subtree: true, childList: true, attributes: true,
+                                                attributeFilter: ["data-status", "data-order-id"]});
+})();
+"""
+
+
+# ----------------------------------------------------------------------------- the worker process
+async def worker(channel_id: str, account_id: int) -> None:
+    """Read ``<n>`` lines on stdin; for each, one signal -> one fill; answer a JSON line on stdout."""
+    import sqlalchemy as sa  # noqa: F401
+
+    import backend.events as events
+    from backend.brokers.paper import PaperBroker
+    from backend.db.session import get_engine
+    from backend.execution.adapters import Adapters
+    from backend.services import trading
+
+    engine = get_engine()
+    last_commit = [0.0]
+    dialect, do_commit = engine.dialect, engine.dialect.do_commit
+
+    def timed_commit(dbapi_connection) -> None:
+        do_commit(dbapi_connection)
+        last_commit[0] = time.time()
+
+    dialect.do_commit = timed_commit
+    fills: list[tuple[int, float]] = []
+    publish = events.publish_to_user
+
+    def recording_publish(user_id: int, event: dict) -> None:
+        order = event.get("order") or {}
+        if event.get("type") == "order.updated" and order.get("status") == "filled":
+            fills.append((order["id"], last_commit[0]))  # published right after its commit
+        publish(user_id, event)
+
+    events.publish_to_user = recording_publish
+    await PaperBroker(engine, account_id).set_quote("AAPL", __import__("decimal").Decimal("100"))
+    adapters = Adapters(engine)
+    loop = asyncio.get_running_loop()
+    print(json.dumps({"ready": True}), flush=True)
+    while line := (await loop.run_in_executor(None, sys.stdin.readline)).strip():
+        n = int(line)
+        fills.clear()
+        started = time.perf_counter()
+        result = await trading.ingest_discord_message(
+            channel_id=channel_id, message_id=f"{TAG}-{n}", content="Buy AAPL" if n % 2 == 0 else "Sell AAPL",
+            sent_at=None, adapters=adapters)
+        print(json.dumps({"n": n, "fills": fills, "ingest_ms": (time.perf_counter() - started) * 1000,
+                          "result": result}, default=str), flush=True)
+    await adapters.aclose()
+
+
+# ----------------------------------------------------------------------------- the browser side
+class Pages:
+    """Chromium tabs on the Orders page; ``seen[order_id][tab]`` = when the tab showed it filled."""
+
+    def __init__(self, context, base: str) -> None:
+        self.context, self.base = context, base
+        self.tabs: list = []
+        self.seen: dict[int, dict[int, float]] = {}
+        self.waiting: dict[int, asyncio.Event] = {}
+
+    async def install(self) -> None:
+        await self.context.expose_binding("__liveSeen", self._seen)
+        await self.context.add_init_script(OBSERVER)
+
+    def _seen(self, source, order_id: str, t_ms: float) -> None:
+        tab = self.tabs.index(source["page"]) if source["page"] in self.tabs else -1
+        oid = int(order_id)
+        self.seen.setdefault(oid, {})[tab] = t_ms / 1000
+        event = self.waiting.get(oid)
+        if event is not None and len(self.seen[oid]) >= len(self.tabs):
+            event.set()
+
+    async def open(self, count: int) -> None:
+        while len(self.tabs) < count:
+            page = await self.context.new_page()
+            self.tabs.append(page)
+            await page.goto(self.base + "/trader/orders/")
+            shown = page.locator("#orders-history").or_(page.get_by_text("No orders match these filters."))
+            await shown.first.wait_for(timeout=120_000)
+
+    async def wait_for(self, order_id: int, timeout: float) -> bool:
+        event = self.waiting.setdefault(order_id, asyncio.Event())
+        if len(self.seen.get(order_id, {})) >= len(self.tabs):
+            return True
+        try:
+            await asyncio.wait_for(event.wait(), timeout)
+            return True
+        except TimeoutError:
+            return False
+
+
+class Worker:
+    def __init__(self, proc) -> None:
+        self.proc = proc
+
+    @classmethod
+    async def start(cls, env: dict[str, str], channel_id: str, account_id: int) -> "Worker":
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, __file__, "--worker", channel_id, str(account_id), cwd=ROOT, env=env,
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
+        self = cls(proc)
+        assert (await self._answer()).get("ready")
+        return self
+
+    async def _answer(self) -> dict:
+        while True:
+            line = await asyncio.wait_for(self.proc.stdout.readline(), 120)
+            if not line:
+                raise RuntimeError(f"the worker process exited ({await self.proc.wait()})")
+            if line.startswith(b"{"):
+                return json.loads(line)
+
+    async def fill(self, n: int) -> dict:
+        self.proc.stdin.write(f"{n}\n".encode())
+        await self.proc.stdin.drain()
+        return await self._answer()
+
+    async def stop(self) -> None:
+        self.proc.stdin.write(b"\n")
+        await self.proc.stdin.drain()
+        await asyncio.wait_for(self.proc.wait(), 30)
+
+
+def pct(values: list[float], q: float) -> float:
+    return statistics.quantiles(values, n=100, method="inclusive")[q - 1] if len(values) > 1 else values[0]
+
+
+async def measure(pages: Pages, worker: Worker, fills: int, start_n: int, gap: float) -> tuple[list, list, list, int]:
+    per_tab, slowest, ingest, missing = [], [], [], 0
+    for n in range(start_n, start_n + fills):
+        answer = await worker.fill(n)
+        if len(answer["fills"]) != 1:
+            raise RuntimeError(f"signal {n} gave {len(answer['fills'])} fills, expected 1: {answer['result']}")
+        order_id, committed = answer["fills"][0]
+        ingest.append(answer["ingest_ms"])
+        if not await pages.wait_for(order_id, 20):
+            missing += len(pages.tabs) - len(pages.seen.get(order_id, {}))
+            print(f"   fill {n} (order {order_id}) not seen by {len(pages.tabs) - len(pages.seen.get(order_id, {}))} "
+                  f"page(s) within 20 s", flush=True)
+        got = [(t - committed) * 1000 for t in pages.seen.get(order_id, {}).values()]
+        per_tab.extend(got)
+        if len(got) == len(pages.tabs):
+            slowest.append(max(got))
+        await asyncio.sleep(gap)
+    return per_tab, slowest, ingest, missing
+
+
+def report(clients: int, fills: int, per_tab: list, slowest: list, ingest: list, missing: int) -> None:
+    print(f"clients={clients:>3}: {fills} fills, {len(per_tab)} page updates seen, {missing} not seen within 20 s")
+    if per_tab:
+        print(f"   commit -> visible, every page: p50 {pct(per_tab, 50):7.1f} ms   p95 {pct(per_tab, 95):7.1f} ms   "
+              f"max {max(per_tab):7.1f} ms   (target p95 < 100 ms)")
+    if clients > 1 and slowest:
+        print(f"   commit -> visible on the LAST page of each fill: p50 {pct(slowest, 50):7.1f} ms   "
+              f"p95 {pct(slowest, 95):7.1f} ms")
+    print(f"   worker: signal -> fill committed (ingest call) p50 {pct(ingest, 50):.1f} ms", flush=True)
+
+
+async def bench(args, env: dict[str, str], base: str, world) -> None:
+    from playwright.async_api import async_playwright
+
+    from app_process import CHROMIUM, CHROMIUM_ARGS
+    from backend.services import auth
+    from backend.services.auth import COOKIE_NAME
+
+    import sqlalchemy as sa
+    from sqlmodel import Session
+
+    engine = sa.create_engine(env["DATABASE_URL"])
+    with Session(engine) as s:
+        token = auth.create_session(s, world["follower_id"])
+        s.commit()
+    engine.dispose()
+    flags = CHROMIUM_ARGS + ["--disable-background-timer-throttling", "--disable-renderer-backgrounding",
+                             "--disable-backgrounding-occluded-windows", f"--renderer-process-limit={args.renderers}"]
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=CHROMIUM, headless=True, args=flags)
+        context = await browser.new_context(viewport={"width": 1280, "height": 900})
+        await context.add_cookies([{"name": COOKIE_NAME, "value": token, "url": base}])
+        pages = Pages(context, base)
+        await pages.install()
+        worker = await Worker.start(env, world["channel_id"], world["account_id"])
+        n = 0
+        try:
+            for clients in args.clients:
+                t0 = time.monotonic()
+                await pages.open(clients)
+                print(f"[{clients} tab(s) open after {time.monotonic() - t0:.0f} s]", flush=True)
+                await measure(pages, worker, args.warmup, n, args.gap)  # every tab subscribed and warm
+                n += args.warmup
+                results = await measure(pages, worker, args.fills, n, args.gap)
+                n += args.fills
+                report(clients, args.fills, *results)
+        finally:
+            await worker.stop()
+            await browser.close()
+
+
+def seed(url: str) -> dict:
+    import sqlalchemy as sa
+    from sqlmodel import Session
+
+    from backend.execution.seeding import seed_world
+
+    engine = sa.create_engine(url)
+    with Session(engine, expire_on_commit=False) as s:
+        world = seed_world(s, followers=1, tag=TAG)
+    engine.dispose()
+    return {"follower_id": world.followers[0].id, "account_id": world.accounts[0].id,
+            "channel_id": world.source.discord_channel_id}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--fills", type=int, default=200)
+    parser.add_argument("--clients", type=int, nargs="+", default=[1, 200])
+    parser.add_argument("--warmup", type=int, default=4, help="fills before each measurement, not counted")
+    parser.add_argument("--gap", type=float, default=0.1, help="seconds between one fill seen and the next")
+    parser.add_argument("--renderers", type=int, default=4, help="Chromium renderer processes for the tabs")
+    parser.add_argument("--redis-db", type=int, default=9)
+    parser.add_argument("--admin-url", default=os.environ.get("TEST_POSTGRES_URL", ADMIN_URL))
+    parser.add_argument("--worker", nargs=2, metavar=("CHANNEL", "ACCOUNT"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        asyncio.run(worker(args.worker[0], int(args.worker[1])))
+        return
+
+    import redis
+    import sqlalchemy as sa
+
+    from app_process import ARTIFACTS, app_env, free_port, prepare_database, start, stop, wait_until_up
+
+    redis_url = f"redis://127.0.0.1:6379/{args.redis_db}"
+    admin = sa.create_engine(args.admin_url, isolation_level="AUTOCOMMIT")
+    name = f"dte_bench_live_{uuid.uuid4().hex[:8]}"
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    db_url = sa.engine.make_url(args.admin_url).set(database=name).render_as_string(hide_password=False)
+    r = redis.Redis.from_url(redis_url)
+    r.flushdb()
+    port = free_port()
+    env = app_env(Path(tempfile.mkdtemp(prefix="dte-bench-live-")), port, database_url=db_url, redis_url=redis_url)
+    env["SESSION_SECRET"] = SESSION_SECRET
+    os.environ.update(SESSION_SECRET=SESSION_SECRET, APP_ENV="development", DATABASE_URL=db_url)
+    ARTIFACTS.mkdir(exist_ok=True)
+    log_path = ARTIFACTS / "bench-live-app.log"
+    proc = None
+    try:
+        prepare_database(env, demo=False)
+        world = seed(db_url)
+        proc = start(env, port, log_path)
+        base = f"http://localhost:{port}"
+        t0 = time.monotonic()
+        wait_until_up(base, proc, log_path, 900)
+        print(f"app up after {time.monotonic() - t0:.0f} s: reflex run --env prod on Postgres + Redis "
+              f"(db {args.redis_db}); orders page; one fill at a time", flush=True)
+        asyncio.run(bench(args, env, base, world))
+    finally:
+        if proc is not None:
+            stop(proc)
+        r.flushdb()
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+if __name__ == "__main__":
+    main()
