@@ -19,7 +19,7 @@ determiners, sizes, prices and other trading vocabulary (the words of
 3. **Amount** - the number of prose words, which the parser compares with a
    small budget: a signal is mostly vocabulary, a sentence is mostly prose.
    Two things weigh like a prose word: an idiom built on a trading word
-   ("long story", "exit strategy", see ``NOUN_USES``) and a prose word right
+   ("long story", "exit strategy", see ``NOUN_USE_GROUPS``) and a prose word right
    after the instrument, which then only qualifies a noun ("out of TSLA
    *jokes*", "the NVDA *conference*").
 
@@ -33,7 +33,7 @@ import re
 from bisect import bisect_left
 
 from backend.signals.numbers import ROLE_WORDS
-from backend.signals.vocab import NOUN_USES, SUBJECT_VERB, VERB_LEADS, VERBS
+from backend.signals.vocab import NOUN_USE_GROUPS, SUBJECT_VERB, VERB_LEADS, VERBS
 
 # Words that may sit between a verb and its instrument in a real signal and
 # that do not count as prose: determiners, pronouns, prepositions, the
@@ -62,6 +62,7 @@ LINK = frozenset("""
     usd usdt usdc busd long longs short shorts
     new update updates note vip premium free flash quick
     direction side coin pair symbol ticker asset type exchange binance bybit okx kucoin bitget mexc
+    timeframe tf
     ok okay alright boom nice done small tight wide hard mental soft first second third final last partial
     partials breakeven be even break
     open opening premarket eod am pm
@@ -101,10 +102,11 @@ def maybe_prose(words: set[str], symbol_text: str) -> bool:
 Reading = tuple[set[str], bool, int, int]
 
 
-def read_verbs(work: str, anchors: list[int], prose_possible: bool = True) -> Reading:
+def read_verbs(work: str, anchors: list[int], words: set[str], prose_possible: bool = True) -> Reading:
     """Read the verbs of ``work`` (lower case, symbol replaced by ``Ω``) and weigh its prose.
 
-    ``anchors`` are the offsets of the ``Ω`` placeholders.  The
+    ``anchors`` are the offsets of the ``Ω`` placeholders, ``words`` the
+    message's word set (:func:`~backend.signals.vocab.words_of`).  The
     *instruction clause* runs from a linked verb to its instrument, widened
     to the clause boundaries around them (``,`` ``;`` ``.`` ``!`` ``|``
     brackets, `` - `` and line breaks); prose elsewhere is commentary, which
@@ -117,9 +119,10 @@ def read_verbs(work: str, anchors: list[int], prose_possible: bool = True) -> Re
     a word, and skipping the rest makes this ~2x faster.
     """
     weights: list[int] = []   # positions of prose words, idioms and symbol-qualified nouns
-    if NOUN_USES.search(work):
-        weights = [m.start() for m in NOUN_USES.finditer(work) if not _POSITION_NOUN.fullmatch(m.group())]
-        work = NOUN_USES.sub(_spaces, work)
+    for triggers, regex in NOUN_USE_GROUPS:
+        if not triggers.isdisjoint(words) and regex.search(work):
+            weights += [m.start() for m in regex.finditer(work) if not _POSITION_NOUN.fullmatch(m.group())]
+            work = regex.sub(_spaces, work)
     if SUBJECT_VERB.search(work):
         weights += [m.start() for m in SUBJECT_VERB.finditer(work)]
         work = SUBJECT_VERB.sub(_spaces, work)
@@ -161,14 +164,23 @@ def read_verbs(work: str, anchors: list[int], prose_possible: bool = True) -> Re
         return cats, False, len(weights), 0
     if not prose:
         return cats, True, len(weights), 0
-    for v, _ in verbs:
-        segment = bisect_left(prose, v)
-        for a in anchors:
-            if bisect_left(prose, a) == segment:
-                lo, hi = _clause(work, min(v, a), max(v, a))
-                core = sum(lo <= w < hi for w in weights)
-                return cats, True, core, len(weights) - core
-    return cats, False, len(weights), 0
+    # Every verb must be about the instrument: in "Cancel your Netflix, buy NFLX"
+    # the cancel is not, and a message mixing such verbs is not one order.
+    # (An "Entry:" label further down an alert card may be cut off by a
+    # header line such as "Timeframe: 4H"; it decides nothing on its own.)
+    segments = {bisect_left(prose, a): a for a in anchors}
+    pair = None
+    for v, cat in verbs:
+        a = segments.get(bisect_left(prose, v))
+        if a is not None:
+            pair = pair or (min(v, a), max(v, a))
+        elif cat != "weak":
+            return cats, False, len(weights), 0
+    if pair is None:
+        return cats, False, len(weights), 0
+    lo, hi = _clause(work, *pair)
+    core = sum(lo <= w < hi for w in weights)
+    return cats, True, core, len(weights) - core
 
 
 _CLAUSE_BREAK = re.compile(r"[,;!|()\n]|\.(?!\d)|\s-\s")

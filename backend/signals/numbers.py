@@ -126,7 +126,7 @@ SIZES = (
         r"contracts|stake|holdings?|size|Ω))"
         r"|\b(?:half|a\s+third|two\s+thirds|three\s+quarters|a\s+quarter|quarter\s+(?:off|of))\b"
         # "1/2" is a fraction only next to a closing verb or "of"/"off" (else it may be an expiry, Jan 2)
-        r"|\b(?:sell|sold|selling|trim(?:med|ming)?|take|took|taking|close[ds]?|closing|stc|scal(?:e|ed|ing)\s+out)"
+        r"|\b(?:sell|sold|selling|trim(?:med|ming)?|take|took|taking|close[ds]?|closing|stc|scal(?:e|ed|ing)\s+out(?:\s+of)?)"
         r"\s+(?:another\s+)?[123]/[234]\b|\b[123]/[234]\s+(?:of|off|position|size)\b",
         r"%|half|quarter|third|[123]/[234]")),
 )
@@ -181,6 +181,7 @@ _AFTER_NUMBER = frozenset("""
     lotto size sizing starter position play trade idea setup premium support resistance bounce retest hedge
     full half small partial order
 """.split()) | VERB_LEADS  # "$AMD limit @ 140 cancelled", "ETH 2450 long"
+_PRICE_FOLLOWERS = ROLE_WORDS | _AFTER_NUMBER
 # A level the price must first cross: "long above 590", "short below 495"
 # are stop-entry orders, not representable as one Signal.  After a stop label
 # they just describe the stop ("SL below 180").
@@ -278,7 +279,7 @@ def scan_prices(work: str) -> Prices:
                 res.bad = f"a level to cross first ({text}), not a price"
                 mode = None
             elif kind == "num" and (nxt == "of" or len(nxt) > 1 and toks[i + 1][0] == "word"
-                                    and nxt not in _ROLE and nxt not in _AFTER_NUMBER):
+                                    and nxt not in _PRICE_FOLLOWERS):
                 res.bad = f"{text} counts or measures something ({nxt!r}), it is not a price"
                 mode = None
             elif kind == "pct":

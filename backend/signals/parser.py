@@ -96,7 +96,7 @@ def _parse(text: str, now: datetime) -> Signal | None:
         work = work[:start] + "Ω" + " " * (end - start - 1) + work[end:]
 
     symbol_text = " ".join([low[start:end] for start, end, _ in spans])
-    cats, linked, prose, commentary = read_verbs(work, [start for start, _, _ in spans],
+    cats, linked, prose, commentary = read_verbs(work, [start for start, _, _ in spans], words,
                                                  maybe_prose(words, symbol_text))
     if not linked or commentary > _COMMENTARY_BUDGET:
         return None  # no verb is about the instrument ("sold out show at the NVDA conference")

@@ -192,22 +192,31 @@ VERBS = re.compile(
 )
 # Noun uses that must not count as verbs: "the close", "daily close",
 # "long term", "short squeeze", "sell-off", "buy signal", "exit strategy".
-NOUN_USES = re.compile(
-    r"\b(?:the|a|at|on|after|until|till|pre|post|daily|weekly|monthly|hourly|candle|market|into|before|near|eod|by)"
-    r"\s+(?:close|closing)\b"
-    r"|\b(?:close[ds]?|closing)\s+(?:above|below|under|over|to|prices?|bell|thoughts|remarks|words)\b"
-    r"|\b(?:long|short)\s+(?:wicks?|candles?|covering)\b"
-    r"|\b(?:my|the|your|our|their|his|her|this|that|avg|average)\s+(?:Ω\s+)?(?:long|short|entry|entries|exit|exits)\b"
-    r"|\b(?:long|short)[\s-](?:term|time|terms?|days?|weeks?|weekend|story|way|wait|run|haul|squeeze"
-    r"|interest|float|sellers?|list|position\s+in\s+general)\b|\b(?:as|so|how|in)\s+(?:long|short)\b"
-    r"|\bsell\s+(?:targets?|zones?|levels?|areas?)\b|\bsell[\s-]?offs?\b|\b(?:sold|selling)\s+off\b"
-    r"|\b(?:buy|sell)\s+(?:signals?(?!\s*[:|-])|side|pressure|rating|wall|volume)\b"
-    r"|\bexit\s+(?:strategy|plan|point|liquidity)\b"
+# Grouped by the words one of which each group needs (as the veto phrases):
+# a message only runs the groups its words can fire.
+NOUN_USE_GROUPS: tuple[tuple[frozenset[str], re.Pattern[str]], ...] = tuple(
+    (frozenset(words.split()), re.compile(pattern)) for words, pattern in (
+        ("close closing closed closes",
+         r"\b(?:the|a|at|on|after|until|till|pre|post|daily|weekly|monthly|hourly|candle|market|into|before|near"
+         r"|eod|by)\s+(?:close|closing)\b"
+         r"|\b(?:close[ds]?|closing)\s+(?:above|below|under|over|to|prices?|bell|thoughts|remarks|words)\b"),
+        ("long short",
+         r"\b(?:long|short)\s+(?:wicks?|candles?|covering)\b"
+         r"|\b(?:my|the|your|our|their|his|her|this|that)\s+(?:Ω\s+)?(?:long|short)\b"
+         r"|\b(?:long|short)[\s-](?:term|time|terms?|days?|weeks?|weekend|story|way|wait|run|haul|squeeze"
+         r"|interest|float|sellers?|list|position\s+in\s+general)\b|\b(?:as|so|how|in)\s+(?:long|short)\b"),
+        ("entry entries exit exits",
+         r"\b(?:my|the|your|our|their|his|her|avg|average)\s+(?:Ω\s+)?(?:entry|entries|exit|exits)\b"
+         r"|\bexit\s+(?:strategy|plan|point|liquidity)\b"),
+        ("sell sold selling buy selloff selloffs",
+         r"\bsell\s+(?:targets?|zones?|levels?|areas?)\b|\bsell[\s-]?offs?\b|\b(?:sold|selling)\s+off\b"
+         r"|\b(?:buy|sell)\s+(?:signals?(?!\s*[:|-])|side|pressure|rating|wall|volume)\b"),
+    )
 )
 # The instrument as the subject of a verb - "SPY closed green", "AAPL sold 50M
 # iPhones", "NVDA bought back stock" - is a description, not an order.  (Its
 # own regex: starting with the literal placeholder it is found by a fast
-# substring scan, while one more branch in NOUN_USES cost every message.)
+# substring scan, while as one more branch of a noun-use regex it cost every message.)
 SUBJECT_VERB = re.compile(r"Ω\s+(?:closed|closes|sold|sells|bought|buys|added|adds|covered|shorted)\b")
 
 # "Cathie Wood bought TSLA", "Berkshire sold PARA": a named third party's

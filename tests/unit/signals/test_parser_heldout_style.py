@@ -727,8 +727,64 @@ MORE_CHATTER = [
 ]
 
 
-SIGNALS = STOCK_OPENS + CRYPTO_OPENS + OPTION_OPENS + CLOSES + MODIFIES + CANCELS + MORE_SIGNALS
-CHATTER = CHATTER + MORE_CHATTER
+# --- a third sample: alert cards with header lines, notes and sizes in words ---
+THIRD_SIGNALS = [
+    ("🔥 SWING TRADE 🔥\n$AMD\nBuy: 147.50\nStop: 142\nTarget: 158",
+     dict(action="open", symbol="AMD", entry_prices=[D("147.5")])),
+    ("VIP SIGNAL\n#BNBUSDT LONG\nEntry 590-595\nTP 605 / 615 / 630\nSL 578\nLeverage 10x\nRisk: medium",
+     dict(action="open", symbol="BNB/USDT", leverage=D(10))),
+    ("#ETHUSDT SHORT\nTimeframe: 4H\nEntry: 2550\nSL: 2610\nTP: 2480 / 2420",
+     dict(action="open", side="sell", symbol="ETH/USDT", entry_prices=[D(2550)])),
+    ("Buy $GOOG 168.50, SL 164, TP 176. Small position.",
+     dict(action="open", symbol="GOOG", entry_prices=[D("168.5")])),
+    ("BTO $AAPL 11/22 235C @ 1.85 (half size)",
+     dict(action="open", symbol="AAPL", strike=D(235))),
+    ("$TSLA short here 352, SL 360, TP 335 📉",
+     dict(action="open", side="sell", symbol="TSLA", entry_prices=[D(352)])),
+    ("Took profits on $SOL, 50% off at 162",
+     dict(action="close", symbol="SOL/USD")),
+    ("Long SOL/USDT 151.2, SL 147.8, TP 156.5, 5x",
+     dict(action="open", symbol="SOL/USDT", leverage=D(5))),
+    ("Buy $SPY 585 calls 11/8 @ 2.40, 2 contracts",
+     dict(action="open", symbol="SPY", quantity=D(2), strike=D(585))),
+    ("Short #LTCUSDT 20x 72.40 sl 74.10 tp 69.80",
+     dict(action="open", side="sell", symbol="LTC/USDT", leverage=D(20))),
+    ("STC 2 $TSLA 360C 11/29 @ 9.10",
+     dict(action="close", symbol="TSLA", quantity=D(2))),
+    ("$PLTR long entry 63.20 SL 60.90 TP 67.50 — breakout retest",
+     dict(action="open", symbol="PLTR", entry_prices=[D("63.2")])),
+    ("Trim 25% $NVDA here, let runners ride",
+     dict(action="close", symbol="NVDA", quantity=D(25))),
+    ("Scale out of 1/2 $AVGO at 178",
+     dict(action="close", symbol="AVGO", quantity=D(50))),
+]
+THIRD_CHATTER = [
+    "Cancel your Netflix, buy NFLX",  # the cancel is not about NFLX: not one order
+    "Sold my $QQQ puts @ 3.20",  # options named without a contract: nothing to close
+    "Swing trade recap: $AMD +8% this week",
+    "VIP channel is open, DM for access to BTC signals",
+    "Timeframe matters: $SPY on the 4H looks bullish",
+    "Note to self: never short $TSLA",
+    "Small position in $GOOG is my favorite hold",
+    "Half size on $AAPL calls today due to CPI",
+    "$TSLA short squeeze incoming 📈",
+    "Closing bell in 5, SPY flat",
+    "Sold my $QQQ puts way too early yesterday",
+    "Exit $META was perfect last week",
+    "Trim your losers, let runners ride, like NVDA",
+    "Entry for $PLTR was 20 in 2023",
+    "ETH long/short ratio 1.2",
+    "BTC short liquidations 120M in an hour",
+    "Buy $SPY, hold for 10 years, retire",
+    "Shorting $NVDA into earnings is a bad idea",
+    "Long $COIN if BTC breaks 70k",
+    "Sell $AAPL when RSI > 70",
+    "Trading $ES tonight on stream",
+]
+
+
+SIGNALS = STOCK_OPENS + CRYPTO_OPENS + OPTION_OPENS + CLOSES + MODIFIES + CANCELS + MORE_SIGNALS + THIRD_SIGNALS
+CHATTER = CHATTER + MORE_CHATTER + THIRD_CHATTER
 
 
 @pytest.mark.parametrize("text,expect", SIGNALS, ids=[t for t, _ in SIGNALS])
