@@ -12,19 +12,24 @@ determiners, sizes, prices and other trading vocabulary (the words of
 1. **Adjacency** - a verb followed directly by a prose word is a noun or an
    adjective ("buying *power*", "entry *level*", "cancel *culture*", "long
    *liquidations*", "exit *polls*"), not a verb.
-2. **Link** - at least one verb must share a prose-free stretch of text with
-   the instrument: in "sold out *show* at the NVDA conference" the prose word
-   "show" cuts "sold" off from NVDA.  Line breaks do not cut (multi-line
-   alert cards put the symbol and the verb on different lines).
+2. **Link** - every verb (bar an "Entry:" label) must share a prose-free
+   stretch of text with the instrument: in "sold out *show* at the NVDA
+   conference" the prose word "show" cuts "sold" off from NVDA, and in
+   "Cancel your *Netflix*, buy NFLX" the cancel is not about NFLX.  Line
+   breaks do not cut (multi-line alert cards put the symbol and the verb on
+   different lines).
 3. **Amount** - the number of prose words, which the parser compares with a
    small budget: a signal is mostly vocabulary, a sentence is mostly prose.
    Two things weigh like a prose word: an idiom built on a trading word
-   ("long story", "exit strategy", see ``NOUN_USE_GROUPS``) and a prose word right
-   after the instrument, which then only qualifies a noun ("out of TSLA
-   *jokes*", "the NVDA *conference*").
+   ("long story", "exit strategy", see ``NOUN_USE_GROUPS``) and a prose word
+   right after the instrument, which then only qualifies a noun ("out of
+   TSLA *jokes*", "the NVDA *conference*").  Prose in the instruction
+   clause counts against the budget; prose in other clauses is commentary
+   ("Exit AAPL now, thesis broken"), tolerated when the instruction is clean.
 
 All of it is one pass over the words the verb search walks anyway, plus a
-set lookup per word, so it costs well under a microsecond per message.
+set lookup per word; a message without any prose word (most signals, found
+by one set difference in :func:`maybe_prose`) skips the bookkeeping.
 """
 
 from __future__ import annotations
@@ -96,7 +101,7 @@ def maybe_prose(words: set[str], symbol_text: str) -> bool:
 
 # What :func:`read_verbs` returns (a plain tuple: it is built once per message on
 # the hot path): the categories of the verbs that survived the adjacency rule,
-# whether one of them is linked to the instrument, the prose weight inside the
+# whether they are linked to the instrument, the prose weight inside the
 # instruction clause, and the prose weight of the other clauses (commentary:
 # "Closing TSLA here, momentum fading").
 Reading = tuple[set[str], bool, int, int]
