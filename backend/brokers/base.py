@@ -38,6 +38,7 @@ class Capabilities:
     replace_order: bool = False
     max_requests_per_minute: int | None = None
     session_status: bool = False    # a long-lived session whose ``status()`` can change between calls (IBKR)
+    in_process: bool = False        # the venue runs inside the product (paper): no network to time out or throttle
 
 
 @dataclass(frozen=True)

@@ -284,6 +284,14 @@ class CcxtAdapter(BrokerAdapter):
             if match is not None:
                 self._known[cid] = (str(match["id"]), match["symbol"])
                 return match
+        if symbol is None and self.dialect.history_needs_symbol:
+            # A fresh instance with no orders table (or a row without a symbol): try the markets the
+            # account trades in; an order of a market since left flat is found only through the table.
+            held = {s for _, s in self._known.values()} | {p.symbol for p in await self.positions()}
+            for candidate in sorted(held):
+                match = await self._by_client_id(cid, candidate)
+                if match is not None:
+                    return match
         return None
 
     async def order_status(self, client_order_id: str) -> OrderSnapshot:

@@ -43,6 +43,7 @@ from decimal import Decimal
 from typing import Any
 
 from ib_async import IB, ExecutionFilter, LimitOrder, MarketOrder, Option, Stock, StopLimitOrder, StopOrder, Trade
+from ib_async.util import UNSET_DOUBLE
 
 from backend.brokers.base import (
     AccountInfo,
@@ -427,6 +428,9 @@ class IbkrAdapter(BrokerAdapter):
     def _snapshot(self, trade: Trade) -> OrderSnapshot:
         st = trade.orderStatus
         filled = _dec(st.filled)
+        done = trade.order.filledQuantity  # a completed order of an earlier session carries its fill here
+        if not filled and done == done and 0 < done < UNSET_DOUBLE:
+            filled = _dec(done)
         status = _STATUS.get(st.status, "submitted")
         rejection = _rejection(trade)
         reason = None

@@ -124,13 +124,6 @@ async def test_cancel_a_resting_limit(venue):
     assert again.status == "cancelled"
 
 
-async def test_partial_fill_reports_filled_quantity(venue):
-    fake, adapter, _ = venue
-    fake.book.next_fill = "partial"
-    snap = await adapter.place_order(req("part-1", quantity=Decimal("10")))
-    assert snap.status == "partially_filled" and snap.filled_quantity == Decimal("5")
-
-
 async def test_same_client_order_id_returns_the_existing_order(venue):
     fake, adapter, _ = venue
     first = await adapter.place_order(req("idem-1"))

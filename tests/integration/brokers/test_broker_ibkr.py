@@ -100,13 +100,6 @@ async def test_limit_order_rests_and_is_cancelled(ib):
     assert await adapter.open_orders() == []
 
 
-async def test_partial_fill(ib):
-    gateway, adapter = ib
-    gateway.next_fill = "partial"
-    snap = await adapter.place_order(req("part-1"))
-    assert snap.status == "partially_filled" and snap.filled_quantity == Decimal("5")
-
-
 async def test_same_reference_returns_the_existing_order(ib):
     gateway, adapter = ib
     first = await adapter.place_order(req("idem-1"))
