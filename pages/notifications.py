@@ -1,4 +1,4 @@
-"""Notifications: fills, rejections, stale signals and risk halts, newest first; Discord link and DMs."""
+"""Notifications, newest first (fills, rejections, signals not taken, broker disconnects, risk states); Discord."""
 
 from __future__ import annotations
 

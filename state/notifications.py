@@ -1,7 +1,8 @@
 """Notifications: the member's inbox, paged on the server, live while the page is open.
 
 Everything the money path tells a member (fills, rejections with their
-reason, stale signals, a risk halt) lands here as well as in a Discord DM.
+reason, signals not taken, stale signals, broker disconnects, a risk halt or
+close-only mode) lands here as well as in a Discord DM.
 A bus push about a new notification reloads the page (throttled with the
 portfolio refreshes, see state/live.py).  The DM switch is the same
 preference the bot's ``/dms`` command changes.
@@ -17,19 +18,55 @@ import reflex as rx
 
 from backend.db.session import session_scope
 from backend.errors import TradeExecutorError
+from backend.execution.trading_state import ACTIVE, HALTED, REDUCING
+from backend.execution.trading_state import KINDS as RISK_KINDS
+from backend.reconcile.report import (MISSED_FILL, ORDER_MISSING, ORDER_STATUS, POSITION_ADJUSTED, POSITION_CLOSED,
+                                      UNKNOWN_POSITION)
 from backend.services import members
 from backend.services import notifications as inbox_service
+from backend.services.broker_status import BROKER_DISCONNECTED, BROKER_RECONNECTED
 from state import format as fmt
 from state.auth import AuthState
 from state.live import LiveUpdates
 
+# Every kind the product writes, with the badge a member sees: red = something failed or stopped,
+# amber = worth a look (not taken, close-only, repaired), green = done.  The kind names come from the
+# modules that write them, so a renamed kind fails the tests here rather than turning a card grey.
+KIND_STYLE: dict[str, tuple[str, str]] = {
+    "order.filled": ("green", "Filled"),
+    "order.partially_filled": ("amber", "Partly filled"),
+    "order.submitted": ("blue", "Sent"),
+    "order.cancelled": ("gray", "Cancelled"),
+    "order.expired": ("gray", "Expired"),
+    "order.rejected": ("red", "Rejected"),
+    "order.failed": ("red", "Failed"),
+    "order.replace_failed": ("red", "Change failed"),
+    "order.expired_unsent": ("amber", "Not sent in time"),
+    "signal.denied": ("amber", "Not taken"),
+    "signal.stale": ("amber", "Too late to trade"),
+    "signal.edited": ("amber", "Signal edited"),
+    f"reconcile.{ORDER_MISSING}": ("amber", "Order gone at the broker"),
+    f"reconcile.{MISSED_FILL}": ("amber", "Fill caught up"),
+    f"reconcile.{ORDER_STATUS}": ("amber", "Order status caught up"),
+    f"reconcile.{POSITION_CLOSED}": ("amber", "Position closed at the broker"),
+    f"reconcile.{POSITION_ADJUSTED}": ("amber", "Position size corrected"),
+    f"reconcile.{UNKNOWN_POSITION}": ("amber", "Position not opened here"),
+    BROKER_DISCONNECTED: ("red", "Broker disconnected"),
+    BROKER_RECONNECTED: ("green", "Broker reconnected"),
+    RISK_KINDS[HALTED]: ("red", "Trading halted"),
+    RISK_KINDS[REDUCING]: ("amber", "Close-only"),
+    RISK_KINDS[ACTIVE]: ("green", "Trading resumed"),
+}
+# A kind not in the table yet still gets a sensible colour from its words.
 RED_WORDS = ("rejected", "failed", "halted", "error", "disconnected")
-AMBER_WORDS = ("stale", "partial", "reducing", "edited", "replace")
+AMBER_WORDS = ("stale", "partial", "reducing", "edited", "replace", "denied")
 # "off" (DMs turned off or no Discord link) says nothing worth showing on each card.
 DM_TEXT = {"sent": "sent as a Discord DM", "pending": "Discord DM on its way", "failed": "Discord DM failed"}
 
 
 def kind_tone(kind: str) -> str:
+    if kind in KIND_STYLE:
+        return KIND_STYLE[kind][0]
     if any(w in kind for w in RED_WORDS):
         return "red"
     if any(w in kind for w in AMBER_WORDS):
@@ -39,9 +76,16 @@ def kind_tone(kind: str) -> str:
     return "gray"
 
 
+def kind_label(kind: str) -> str:
+    """The badge text: a trader's words for the kind (``signal.denied`` -> ``Not taken``)."""
+    if kind in KIND_STYLE:
+        return KIND_STYLE[kind][1]
+    return fmt.humanize(kind.split(".", 1)[-1] if "." in kind else kind)
+
+
 def notification_row(n: inbox_service.NotificationView) -> dict[str, str]:
     return {
-        "id": str(n.id), "kind": n.kind, "kind_text": fmt.humanize(n.kind), "tone": kind_tone(n.kind),
+        "id": str(n.id), "kind": n.kind, "kind_text": kind_label(n.kind), "tone": kind_tone(n.kind),
         "title": n.title, "body": n.body, "when": fmt.when(n.created_at), "read": "yes" if n.read else "",
         "dm": DM_TEXT.get(n.dm_status or "", ""),
     }

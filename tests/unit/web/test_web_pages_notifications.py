@@ -11,7 +11,7 @@ from backend.db.models import DiscordLinkCode, Notification, User
 from backend.db.types import utcnow
 from backend.services import members
 from state import format as fmt
-from state.notifications import NotificationsState, kind_tone
+from state.notifications import NotificationsState, kind_label, kind_tone
 from webstate import sign_in
 
 
@@ -59,10 +59,45 @@ def test_dm_switch_changes_the_bots_preference(db, users):
         assert s.get(User, users["alex"].id).dm_enabled is False
 
 
-@pytest.mark.parametrize("kind,tone", [("order.filled", "green"), ("order.rejected", "red"),
-                                       ("risk.halted", "red"), ("signal.stale", "amber"), ("misc", "gray")])
-def test_kind_tone(kind, tone):
-    assert kind_tone(kind) == tone
+@pytest.mark.parametrize("kind,tone,label", [
+    ("order.filled", "green", "Filled"), ("order.rejected", "red", "Rejected"),
+    ("risk.halted", "red", "Trading halted"), ("signal.stale", "amber", "Too late to trade"),
+    ("signal.denied", "amber", "Not taken"), ("risk.reducing", "amber", "Close-only"),
+    ("risk.resumed", "green", "Trading resumed"), ("broker_disconnected", "red", "Broker disconnected"),
+    ("broker_reconnected", "green", "Broker reconnected"),
+    ("reconcile.order_missing", "amber", "Order gone at the broker"),
+    ("misc", "gray", "Misc"), ("order.some_new_status_failed", "red", "Some new status failed"),
+])
+def test_kind_tone_and_label(kind, tone, label):
+    assert (kind_tone(kind), kind_label(kind)) == (tone, label)
+
+
+def test_broker_disconnect_and_close_only_notes_show_red_and_amber(db, users):
+    """The kinds as the writers produce them (not typed in here), read back through the page."""
+    from backend.db.models import BrokerAccount, RiskProfileRecord
+    from backend.execution.journal import Journal
+    from backend.execution.trading_state import CLOSE_ONLY_REASON, REDUCING, change_state
+    from backend.services.broker_status import apply_status
+
+    uid = users["dana"].id
+    with Session(db) as s:
+        account = s.exec(select(BrokerAccount).where(BrokerAccount.user_id == uid)).first()
+        profile = s.exec(select(RiskProfileRecord).where(RiskProfileRecord.user_id == uid)).one()
+        journal = Journal()
+        assert apply_status(s, journal, account, "connection_lost", "The gateway closed the socket.", utcnow(),
+                            by="test")
+        change_state(journal, profile, REDUCING, CLOSE_ONLY_REASON, utcnow(), for_the_day=False)
+        s.flush()
+        journal.flush_audit(s)
+        s.commit()
+    state = signed_in(db, users["dana"])
+    state.load()
+    by_kind = {n["kind"]: n for n in state.items}
+    assert (by_kind["broker_disconnected"]["tone"], by_kind["broker_disconnected"]["kind_text"]) == (
+        "red", "Broker disconnected")
+    assert "lost its connection" in by_kind["broker_disconnected"]["title"]
+    assert (by_kind["risk.reducing"]["tone"], by_kind["risk.reducing"]["kind_text"]) == ("amber", "Close-only")
+    assert by_kind["risk.reducing"]["title"] == "Close-only mode"
 
 
 def test_discord_card_gives_a_one_time_code_that_the_bot_redeems(db, users):
