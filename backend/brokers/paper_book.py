@@ -30,6 +30,10 @@ Rules
   reduces the stop's quantity by q (the stop is cancelled when nothing is
   left to protect); any stop fill cancels every remaining take-profit.  Legs
   never open a new position: their fill is capped at what is left to close.
+
+Every reason written on an order (``reject_reason``, an error's message) may
+reach a trader as a Discord DM, so it is a plain sentence about their order:
+no method names, no internal ids.
 """
 
 from __future__ import annotations
@@ -179,8 +183,8 @@ class Book:
         quote = self.quotes.get(order.symbol)
         if order.order_type == "market" and quote is None:
             return InvalidSymbol(
-                f"No price for {order.symbol}: the paper broker needs a quote (set_quote) or the "
-                "signal's reference price to fill a market order.", field="symbol",
+                f"The paper market has no price for {order.symbol} yet, so a market order cannot fill. "
+                "Post a limit price, or wait until the symbol has a quote.", field="symbol",
             )
         price = {
             "market": self._slipped(quote, order.side) if quote is not None else None,
@@ -278,11 +282,11 @@ class Book:
         elif leg == "sl":
             for take_profit in self._group(order):
                 if take_profit.leg == "tp" and take_profit.status in OPEN:
-                    self._finish(take_profit, "cancelled", f"Stop-loss {order.client_order_id} filled.")
+                    self._finish(take_profit, "cancelled", "The stop-loss filled first.")
         elif order.oco_group and order.status == "filled":
             for sibling in self._group(order):
                 if sibling.status in OPEN:
-                    self._finish(sibling, "cancelled", f"OCO: {order.client_order_id} filled.")
+                    self._finish(sibling, "cancelled", "The other order of its one-cancels-other pair filled first.")
         return activated
 
     def _group(self, order: BookOrder) -> list[BookOrder]:
@@ -309,7 +313,7 @@ class Book:
         activated = []
         for leg in legs:
             if leg.quantity <= 0:
-                self._finish(leg, "cancelled", f"Entry {entry.client_order_id} filled too little for this leg.")
+                self._finish(leg, "cancelled", "The entry filled only in part, leaving nothing for this exit.")
             else:
                 leg.status = "submitted"
                 activated.append(leg.id)
@@ -323,5 +327,5 @@ class Book:
             return self._activate_legs(order)
         for leg in self.legs_of(order):
             leg.status = "cancelled"
-            leg.reject_reason = f"Entry {order.client_order_id} was {status} before it filled."
+            leg.reject_reason = f"The entry order was {status} before it filled."
         return []

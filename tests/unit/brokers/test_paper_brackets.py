@@ -55,7 +55,7 @@ async def test_take_profit_fills_reduce_the_stop_and_the_stop_cancels_the_rest(e
     assert await states(broker, "e1-sl", "e1-tp3") == {
         "e1-sl": ("filled", D("20"), D("20")), "e1-tp3": ("cancelled", D("20"), D("0")),
     }
-    assert (await broker.order_status("e1-tp3")).reject_reason == "Stop-loss e1-sl filled."
+    assert (await broker.order_status("e1-tp3")).reject_reason == "The stop-loss filled first."
     assert await broker.positions() == [] and await broker.open_orders() == []
     cash = D("100000") - D("10000") + 50 * D("110") + 30 * D("121") + 20 * D("94")
     assert (await broker.account()).cash == cash
@@ -69,6 +69,7 @@ async def test_when_every_take_profit_fills_the_stop_is_cancelled(engine):
     status = await states(broker, "e1-tp1", "e1-tp2", "e1-tp3", "e1-sl")
     assert [status[f"e1-tp{n}"][0] for n in (1, 2, 3)] == ["filled"] * 3
     assert status["e1-sl"] == ("cancelled", D("0"), D("0"))
+    assert (await broker.order_status("e1-sl")).reject_reason == "Every take-profit filled: nothing left to protect."
     assert await broker.positions() == []
 
 
@@ -104,6 +105,7 @@ async def test_held_legs_ignore_quotes_until_the_entry_fills_and_are_cancelled_w
     await broker.cancel_order("e1")
     status = await states(broker, "e1", "e1-sl", "e1-tp1", "e1-tp2", "e1-tp3")
     assert {s[0] for s in status.values()} == {"cancelled"}
+    assert (await broker.order_status("e1-tp2")).reject_reason == "The entry order was cancelled before it filled."
 
 
 async def test_a_partly_filled_entry_that_is_cancelled_protects_what_did_fill(engine):
@@ -116,6 +118,8 @@ async def test_a_partly_filled_entry_that_is_cancelled_protects_what_did_fill(en
     assert status["e1-sl"] == ("submitted", D("40"), D("0"))
     assert status["e1-tp1"] == ("submitted", D("40"), D("0"))
     assert status["e1-tp2"][0] == status["e1-tp3"][0] == "cancelled"
+    reason = (await broker.order_status("e1-tp3")).reject_reason
+    assert reason == "The entry filled only in part, leaving nothing for this exit."
 
 
 async def test_moving_a_bracket_stop_to_break_even(engine):
@@ -153,7 +157,8 @@ async def test_oco_fill_cancels_the_rest_of_the_group(engine):
     await broker.set_quote("AAPL", D("111"))
     assert (await broker.order_status("take")).avg_fill_price == D("111")
     stop = await broker.order_status("stop")
-    assert (stop.status, stop.reject_reason) == ("cancelled", "OCO: take filled.")
+    assert (stop.status, stop.reject_reason) == (
+        "cancelled", "The other order of its one-cancels-other pair filled first.")
 
 
 async def test_an_oco_member_placed_later_cancels_the_resting_one(engine):

@@ -163,7 +163,7 @@ async def test_crypto_leverage_multiplies_buying_power(engine):
 
 async def test_market_order_without_any_price_is_rejected_and_reference_price_becomes_the_quote(engine):
     broker = make_broker(engine)
-    with pytest.raises(InvalidSymbol, match="No price for XYZ: the paper broker needs a quote"):
+    with pytest.raises(InvalidSymbol, match="The paper market has no price for XYZ yet, so a market order cannot fill"):
         await broker.place_order(order("np", symbol="XYZ"))
     assert (await broker.order_status("np")).status == "rejected"
 

@@ -34,7 +34,7 @@ async def test_a_rejected_order_is_told_with_its_reason_in_plain_words(engine):
     result = await trading.close_position(alex.id, account.id, "ZZZQ", 100, request_id="dm-test", engine=engine)
 
     [order] = result["orders"]
-    assert order["status"] == "rejected" and "No price for ZZZQ" in order["error_message"]
+    assert order["status"] == "rejected" and "no price for ZZZQ" in order["error_message"]
     with Session(engine) as s:
         stored = s.exec(select(Order).where(Order.user_id == alex.id, Order.symbol == "ZZZQ")).one()
         [note] = s.exec(select(Notification).where(Notification.user_id == alex.id,
@@ -46,8 +46,8 @@ async def test_a_rejected_order_is_told_with_its_reason_in_plain_words(engine):
     title, _, reason = dm.text.partition("\n")
     assert title == "**Order rejected: sell 5 ZZZQ**"
     # The broker's own sentence: what went wrong and why, for a person.
-    assert reason.startswith("No price for ZZZQ:") and "market order" in reason
+    assert reason.startswith("The paper market has no price for ZZZQ yet") and "limit price" in reason
     assert reason == stored.error_message
-    for jargon in ("InvalidSymbol", "order_rejected", "Traceback", "Exception", "{", "None"):
+    for jargon in ("InvalidSymbol", "order_rejected", "Traceback", "Exception", "{", "None", "set_quote", "("):
         assert jargon not in dm.text
     assert len(dm.text) <= notify.DISCORD_MESSAGE_LIMIT
