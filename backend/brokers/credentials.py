@@ -40,8 +40,9 @@ _FIELD_NAME = re.compile(r"^[a-z_]{1,30}$")
 _HOST = re.compile(r"^[A-Za-z0-9.\-:\[\]]{1,253}$")
 _CCXT_SUPPORTED = {"apiKey": "api_key", "secret": "secret", "password": "password", "uid": "uid"}
 # ccxt logs every request WITH its headers (API keys, passphrases) at DEBUG on these loggers, whatever
-# its ``verbose`` flag says; a process running at DEBUG must not write them out.
-_VENDOR_REQUEST_LOGGERS = ("ccxt.base.exchange", "ccxt.async_support.base.exchange")
+# its ``verbose`` flag says; ib_async's client logs every raw gateway message (the account code, balances,
+# orders) at DEBUG too.  A process running at DEBUG must not write them out.
+_VENDOR_REQUEST_LOGGERS = ("ccxt.base.exchange", "ccxt.async_support.base.exchange", "ib_async.client")
 
 # A gateway (IBKR) refuses a second connection with a client id already in use: processes that open
 # their own side connection next to the execution worker's shift the stored client id by an offset.

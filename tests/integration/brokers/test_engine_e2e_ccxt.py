@@ -1,5 +1,5 @@
 """End to end on crypto exchanges through ccxt: Discord message -> ingest -> engine -> a filled order
-at the loopback Binance and Kraken, with the member's keys stored only in the vault."""
+at the loopback Binance, Kraken and Coinbase, with the member's keys stored only in the vault."""
 
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ OPTIONS = {"requests_per_minute": 100_000, "ccxt_throttle": False, "timeout": 2.
 VENUES = {
     "binance": ("Buy BTCUSDT 61000", "BTC/USDT", "BTCUSDT", D(60000), f"sec-{uuid.uuid4().hex}"),
     "kraken": ("Long BTC/USD 31000", "BTC/USD", "XXBTZUSD", D(30000), base64.b64encode(uuid.uuid4().bytes).decode()),
+    "coinbase": ("Buy BTC/USD 68000", "BTC/USD", "BTC-USD", D(67060), f"sec-{uuid.uuid4().hex}"),
 }
 
 

@@ -1,5 +1,7 @@
 """No credential leaks on the account path: connecting (wrong and right keys) and reconciling.
 
+Alpaca and Binance together, Kraken and Coinbase each, and the IB account code.
+
 Everything is captured at DEBUG, SQLAlchemy's statements and parameters
 included, while real SDKs talk to loopback venues; then every log record,
 exception text, audit row, notification, order event, stored status
@@ -9,6 +11,7 @@ plaintext of every key and secret used, the wrong ones too.
 
 from __future__ import annotations
 
+import base64
 import logging
 import traceback
 import uuid
@@ -26,6 +29,8 @@ from backend.reconcile.run import reconcile_all
 from backend.services.accounts import CannotConnect, connect_account, list_accounts, refresh_status
 from fakes.fake_alpaca import FakeAlpaca
 from fakes.fake_binance import FakeBinance
+from fakes.fake_ccxt import make_fake
+from fakes.fake_ibkr import FakeIbGateway
 from fakes.loopback import serve
 from fakes.venue_book import BookOrder
 
@@ -35,6 +40,10 @@ SECRETS = {
     "alpaca_key": f"PKLEAK{TAG}KEY", "alpaca_secret": f"leak-alpaca-secret-{TAG}",
     "alpaca_wrong": f"leak-wrong-alpaca-{TAG}", "binance_key": f"leakBinanceKey{TAG}",
     "binance_secret": f"leak-binance-secret-{TAG}", "binance_wrong": f"leak-wrong-binance-{TAG}",
+    "kraken_key": f"leakKrakenKey{TAG}", "kraken_secret": base64.b64encode(f"leak-kraken-{TAG}".encode()).decode(),
+    "kraken_wrong": base64.b64encode(f"leak-wrong-kraken-{TAG}".encode()).decode(),
+    "coinbase_key": f"leakCoinbaseKey{TAG}", "coinbase_secret": f"leak-coinbase-secret-{TAG}",
+    "coinbase_wrong": f"leak-wrong-coinbase-{TAG}", "ibkr_account": f"DU{TAG}",
 }
 
 
@@ -87,13 +96,19 @@ async def test_connecting_and_reconciling_never_reveal_a_credential(engine, capl
         assert [r.kind for r in report.repairs] == ["unknown_position"] and len(report.failed) == 1
         returned.append(await refresh_status(engine, uid, returned[1]["id"], adapter_options={"ccxt": CCXT}))
 
+    scan_everything(engine, caplog, report, returned)
+    with Session(engine) as s:
+        assert {a.action for a in s.exec(select(AuditEvent)).all()} >= {
+            "broker.connected", "reconcile.unknown_position", "reconcile.failed"}
+
+
+def scan_everything(engine, caplog, report, returned) -> None:
+    """Every place a credential could surface: report, returned dicts, rows, log records."""
     assert_clean(str(report), "the reconciliation report")
     assert_clean(repr(report), "the reconciliation report's repr")
     assert_clean(repr(returned), "a returned dict")
     with Session(engine) as s:
-        audit_rows = s.exec(select(AuditEvent)).all()
-        assert {a.action for a in audit_rows} >= {"broker.connected", "reconcile.unknown_position", "reconcile.failed"}
-        for row in audit_rows:
+        for row in s.exec(select(AuditEvent)).all():
             assert_clean(repr(row.data), f"audit event {row.action}")
         for note in s.exec(select(Notification)).all():
             assert_clean(f"{note.title} {note.body} {note.data!r}", "a notification")
@@ -108,3 +123,72 @@ async def test_connecting_and_reconciling_never_reveal_a_credential(engine, capl
         if record.exc_info:
             assert_clean("".join(traceback.format_exception(*record.exc_info)), f"a logged traceback ({record.name})")
     assert_clean(caplog.text, "the captured log text")
+
+
+def member(engine, name: str) -> int:
+    with Session(engine) as s:
+        user = User(username=name)
+        s.add(user)
+        s.commit()
+        return user.id
+
+
+@pytest.mark.parametrize("exchange_id", ["kraken", "coinbase"])
+async def test_kraken_and_coinbase_keys_never_surface(engine, caplog, exchange_id):
+    caplog.set_level(logging.DEBUG)
+    caplog.set_level(logging.DEBUG, logger="sqlalchemy")
+    uid = member(engine, f"leaky-{exchange_id}")
+    key, secret, wrong = (SECRETS[f"{exchange_id}_{k}"] for k in ("key", "secret", "wrong"))
+    fake = make_fake(exchange_id, api_key=key, secret=secret)
+    returned = []
+    async with serve(fake.app()) as url:
+        for creds in ({"api_key": key, "secret": wrong}, {"api_key": wrong, "secret": secret}):
+            with pytest.raises(CannotConnect) as refused:
+                await connect_account(engine, uid, "ccxt", exchange_id, creds, exchange_id=exchange_id, live=True,
+                                      base_url=url, adapter_options=CCXT)
+            assert_exception_clean(refused.value)
+        returned.append(await connect_account(engine, uid, "ccxt", exchange_id, {"api_key": key, "secret": secret},
+                                              exchange_id=exchange_id, live=True, base_url=url,
+                                              adapter_options=CCXT))
+        fake.secret = f"rotated-at-{exchange_id}"  # the member revoked the key: reconciliation reports it
+        adapters = Adapters(engine, provider=build_provider(options={"ccxt": CCXT}))
+        report = await reconcile_all(engine, adapters, clock=lambda: utcnow() + timedelta(minutes=2))
+        await adapters.aclose()
+        assert len(report.failed) == 1
+        returned.append(await refresh_status(engine, uid, returned[0]["id"], adapter_options={"ccxt": CCXT}))
+    assert returned[-1]["status"] == "error"
+    with Session(engine) as s:
+        assert [n.kind for n in s.exec(select(Notification))] == ["broker_disconnected"]
+    scan_everything(engine, caplog, report, returned)
+
+
+async def test_the_ib_account_code_stays_in_the_vault(engine, caplog):
+    """IB has no API key; the account code is what identifies the member's account there.
+
+    It travels to the gateway, but never into a log line (ib_async's DEBUG
+    dump of every wire message is pinned off), the product's rows, messages,
+    audit events, notifications or returned dicts; the stored row holds it
+    only encrypted.
+    """
+    caplog.set_level(logging.DEBUG)
+    caplog.set_level(logging.DEBUG, logger="sqlalchemy")
+    uid = member(engine, "leaky-ib")
+    code = SECRETS["ibkr_account"]
+    gateway = FakeIbGateway(account=code)
+    port = await gateway.start()
+    options = {"timeout": 2, "ack_timeout": 1, "requests_per_minute": 100_000}
+    returned = []
+    try:
+        returned.append(await connect_account(engine, uid, "ibkr", "IBKR", {"port": port, "client_id": 41,
+                                                                           "account": code},
+                                              adapter_options=options))
+        returned.append(await refresh_status(engine, uid, returned[0]["id"], adapter_options={"ibkr": options}))
+        await gateway.stop()
+        returned.append(await refresh_status(engine, uid, returned[0]["id"], adapter_options={"ibkr": options}))
+        adapters = Adapters(engine, provider=build_provider(options={"ibkr": options}))
+        report = await reconcile_all(engine, adapters)
+        await adapters.aclose()
+    finally:
+        await gateway.stop()
+    assert returned[-1]["status"] == "connection_lost" and len(report.failed) == 1
+    scan_everything(engine, caplog, report, returned)
