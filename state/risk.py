@@ -2,7 +2,13 @@
 
 ``backend.services.risk_settings`` validates every field; its ``errors`` map
 is kept in ``field_errors`` so the page shows each message under its input.
-The form only ever loads and saves the signed-in user's own row.
+The form only ever loads and saves the signed-in user's own row: the user id
+comes from the session, never from the form, and ``set_field`` accepts only
+the fields the service put in the form.
+
+The close-only switch acts at once (``set_close_only``) rather than waiting
+for *Save*: a trader reaching for it wants new entries stopped now, and
+unsaved edits elsewhere on the form stay as they are.
 """
 
 from __future__ import annotations
@@ -10,8 +16,16 @@ from __future__ import annotations
 import reflex as rx
 
 from backend.db.session import session_scope
+from backend.db.models.trading import PROVIDER_DEFAULT_SIZING
 from backend.services import risk_settings as svc
 from state.auth import AuthState
+
+# What each trading state means for the trader's next signal (the reason says why it is in that state).
+STATE_MEANING = {
+    "ACTIVE": "Trading: new signals are taken within the limits below.",
+    "REDUCING": "Close-only: exits, stop moves and cancels are sent; new entries are refused.",
+    "HALTED": "Halted for the day: no new positions; exits, stop moves and cancels still go through.",
+}
 
 
 class RiskState(AuthState):
@@ -23,9 +37,18 @@ class RiskState(AuthState):
     saved: str = ""
     error: str = ""
 
+    @rx.var
+    def state_meaning(self) -> str:
+        return STATE_MEANING.get(self.trading_state, "")
+
+    @rx.var
+    def provider_sizing(self) -> bool:
+        return self.form.get("sizing_mode") == PROVIDER_DEFAULT_SIZING
+
     def _fill(self, values: dict) -> None:
         self.switches = {k: bool(values[k]) for k in svc.BOOL_FIELDS}
-        self.form = {k: str(v) for k, v in values.items() if k not in svc.BOOL_FIELDS}
+        self.form = {k: str(v) for k, v in values.items()
+                     if k not in svc.BOOL_FIELDS and k not in ("trading_state", "state_reason")}
         self.trading_state, self.state_reason = values["trading_state"], values["state_reason"]
 
     @rx.event
@@ -41,13 +64,35 @@ class RiskState(AuthState):
 
     @rx.event
     def set_field(self, name: str, value: str):
+        if name not in self.form:  # only the service's own fields; nothing else reaches the save
+            return
         self.form[name] = value
         self.saved = ""
 
     @rx.event
     def set_switch(self, name: str, value: bool):
+        if name not in self.switches:
+            return
         self.switches[name] = bool(value)
         self.saved = ""
+
+    @rx.event
+    def set_close_only(self, value: bool):
+        """Turn close-only mode on or off now, for the signed-in user only."""
+        self.saved = self.error = ""
+        with session_scope() as session:
+            user = self._signed_in_user(session)
+            if user is None:
+                return self._to_login()
+            profile = svc.set_close_only(session, user.id, bool(value))
+            values = svc.as_form(profile)
+        self.switches["close_only"] = bool(values["close_only"])
+        self.trading_state, self.state_reason = values["trading_state"], values["state_reason"]
+        self.saved = ("Close-only mode is on: only exits, stop moves and cancels are sent." if value else
+                      "Close-only mode is off.")
+        if not value and self.trading_state != "ACTIVE":
+            self.saved += " The engine's own limit still applies until the next trading day (see above)."
+        return None
 
     @rx.event
     def save(self):
