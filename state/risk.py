@@ -9,6 +9,10 @@ the fields the service put in the form.
 The close-only switch acts at once (``set_close_only``) rather than waiting
 for *Save*: a trader reaching for it wants new entries stopped now, and
 unsaved edits elsewhere on the form stay as they are.
+
+The page is live (``state.live``): when the engine halts the account or
+makes it close-only, the state at the top changes while the page is open;
+only the state and the switch are re-read, never the form being edited.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from backend.db.session import session_scope
 from backend.db.models.trading import PROVIDER_DEFAULT_SIZING
 from backend.services import risk_settings as svc
 from state.auth import AuthState
+from state.live import LiveUpdates
 
 # What each trading state means for the trader's next signal (the reason says why it is in that state).
 STATE_MEANING = {
@@ -28,7 +33,7 @@ STATE_MEANING = {
 }
 
 
-class RiskState(AuthState):
+class RiskState(LiveUpdates, AuthState):
     form: dict[str, str] = {}
     switches: dict[str, bool] = {}
     field_errors: dict[str, str] = {}
@@ -44,6 +49,14 @@ class RiskState(AuthState):
     @rx.var
     def provider_sizing(self) -> bool:
         return self.form.get("sizing_mode") == PROVIDER_DEFAULT_SIZING
+
+    def _show_state(self, values: dict) -> None:
+        self.switches["close_only"] = bool(values["close_only"])
+        self.trading_state, self.state_reason = values["trading_state"], values["state_reason"]
+
+    def _live_refresh(self, session, user_id: int, orders: bool, portfolio: bool) -> None:
+        if portfolio and self.switches:
+            self._show_state(svc.as_form(svc.load(session, user_id)))
 
     def _fill(self, values: dict) -> None:
         self.switches = {k: bool(values[k]) for k in svc.BOOL_FIELDS}
@@ -85,9 +98,7 @@ class RiskState(AuthState):
             if user is None:
                 return self._to_login()
             profile = svc.set_close_only(session, user.id, bool(value))
-            values = svc.as_form(profile)
-        self.switches["close_only"] = bool(values["close_only"])
-        self.trading_state, self.state_reason = values["trading_state"], values["state_reason"]
+            self._show_state(svc.as_form(profile))
         self.saved = ("Close-only mode is on: only exits, stop moves and cancels are sent." if value else
                       "Close-only mode is off.")
         if not value and self.trading_state != "ACTIVE":

@@ -165,3 +165,17 @@ def test_anonymous_cannot_switch_close_only(db, users):
     assert state.set_close_only(True) is not None
     with Session(db) as s:
         assert not any(r.close_only for r in s.exec(select(RiskProfileRecord)).all())
+
+
+def test_a_halt_while_the_page_is_open_shows_up_without_losing_edits(db, users):
+    state = signed_in(db, users["alex"])
+    state.load()
+    state.set_field("max_open_positions", "4")  # being edited
+    with Session(db) as s:
+        row = s.exec(select(RiskProfileRecord).where(RiskProfileRecord.user_id == users["alex"].id)).one()
+        row.trading_state, row.state_reason = "HALTED", "Daily loss limit reached."
+        s.add(row)
+        s.commit()
+    assert state._live_apply(users["alex"].id, orders=False, portfolio=True)  # a portfolio push arrived
+    assert state.trading_state == "HALTED" and state.state_reason == "Daily loss limit reached."
+    assert state.form["max_open_positions"] == "4"
