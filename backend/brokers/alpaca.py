@@ -463,4 +463,4 @@ def _factory(**kwargs: Any) -> AlpacaAdapter:
     return AlpacaAdapter(**kwargs)
 
 
-register("alpaca", _factory)
+register("alpaca", _factory, AlpacaAdapter.capabilities)

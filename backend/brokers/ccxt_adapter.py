@@ -71,6 +71,12 @@ _STATUS = {"closed": "filled", "canceled": "cancelled", "cancelled": "cancelled"
 _FINAL = {"filled", "cancelled", "expired", "rejected"}
 
 
+# What every ccxt exchange shares here (spot crypto, fractional amounts); each instance narrows the
+# order types to its exchange's dialect and sets its own request rate.
+KIND_CAPABILITIES = Capabilities(asset_classes=frozenset({"crypto"}), order_types=frozenset({"market", "limit"}),
+                                 fractional=True)
+
+
 class CcxtAdapter(BrokerAdapter):
     name = "ccxt"
 
@@ -422,4 +428,4 @@ def _factory(**kwargs: Any) -> CcxtAdapter:
     return CcxtAdapter(**kwargs)
 
 
-register("ccxt", _factory)
+register("ccxt", _factory, KIND_CAPABILITIES)

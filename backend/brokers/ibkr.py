@@ -457,4 +457,4 @@ def _factory(**kwargs: Any) -> IbkrAdapter:
     return IbkrAdapter(**kwargs)
 
 
-register("ibkr", _factory)
+register("ibkr", _factory, IbkrAdapter.capabilities)

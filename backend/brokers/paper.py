@@ -306,6 +306,6 @@ def create_paper_broker(
     return PaperBroker(engine or get_engine(), broker_account_id, **overrides)
 
 
-register("paper", create_paper_broker)
+register("paper", create_paper_broker, PaperBroker.capabilities)
 
 __all__ = ["PaperBroker", "create_paper_broker"]

@@ -10,15 +10,26 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from backend.brokers.base import BrokerAdapter
+from backend.brokers.base import BrokerAdapter, Capabilities
 from backend.errors import ValidationError
 
 AdapterFactory = Callable[..., BrokerAdapter]
 _FACTORIES: dict[str, AdapterFactory] = {}
+_CAPABILITIES: dict[str, Capabilities] = {}
 
 
-def register(kind: str, factory: AdapterFactory) -> None:
+def register(kind: str, factory: AdapterFactory, capabilities: Capabilities | None = None) -> None:
+    """``capabilities``: what every adapter of this kind can do, for decisions taken without building one
+    (an adapter may know more, e.g. a ccxt exchange's own order types)."""
     _FACTORIES[kind] = factory
+    if capabilities is not None:
+        _CAPABILITIES[kind] = capabilities
+
+
+def capabilities_of(kind: str) -> Capabilities:
+    """The kind-level capabilities (default ``Capabilities()`` for a kind that registered none)."""
+    factory_for(kind)
+    return _CAPABILITIES.get(kind, Capabilities())
 
 
 def factory_for(kind: str) -> AdapterFactory:

@@ -5,9 +5,10 @@ Where the numbers come from, cheapest first:
 * positions, unrealised P&L: our own ``positions`` table (kept from fills);
 * realised P&L today: the ``realized_pnl`` ledger since the start of the
   follower's trading day (midnight in the profile's market time zone);
-* equity and buying power: the paper venue's cash plus our positions at
-  their last price for paper accounts; the latest ``equity_snapshots`` row
-  (the reconciliation job writes one) for real brokers; and, only when a
+* equity and buying power: for an in-process venue (the paper broker,
+  ``capabilities.in_process``) its cash plus our positions at their last
+  price; the latest ``equity_snapshots`` row (the reconciliation job
+  writes one) for real brokers; and, only when a
   real account has never been snapshotted, one ``account()`` call to the
   broker (``fetch_missing_equity``).
 
@@ -29,9 +30,10 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlmodel import Session, select
 
+from backend.brokers import registry
 from backend.config import get_settings
 from backend.db.models import BrokerAccount, EquitySnapshot, PaperAccount, Position, RealizedPnl
-from backend.errors import TradeExecutorError
+from backend.errors import TradeExecutorError, ValidationError
 from backend.execution.adapters import Adapters
 from backend.execution.intents import contract_multiplier
 from backend.execution.positions import unrealized_pnl
@@ -66,7 +68,8 @@ def load_books(session: Session, accounts: Iterable[BrokerAccount], *,
     for pos in held:
         if pos.broker_account_id in books and pos.quantity != 0:
             books[pos.broker_account_id].positions.append(pos)
-    paper_ids = [i for i, b in books.items() if b.account.broker == "paper"]
+    here = {kind for kind in {b.account.broker for b in books.values()} if _books_here(kind)}
+    paper_ids = [i for i, b in books.items() if b.account.broker in here]
     if paper_ids:
         cash = paper_cash if paper_cash is not None else dict(session.execute(
             select(PaperAccount.broker_account_id, PaperAccount.cash)
@@ -82,6 +85,14 @@ def load_books(session: Session, accounts: Iterable[BrokerAccount], *,
             books[snap.broker_account_id].equity = snap.equity
             books[snap.broker_account_id].buying_power = snap.cash
     return books
+
+
+def _books_here(kind: str) -> bool:
+    """An in-process venue (the paper broker) keeps its cash in our database: no snapshot needed."""
+    try:
+        return registry.capabilities_of(kind).in_process
+    except ValidationError:  # a kind no adapter registers (a removed venue): treated as remote
+        return False
 
 
 def _paper_equity(book: AccountBook, cash: Decimal) -> None:

@@ -2,7 +2,8 @@
 
 ``Adapters`` is the seam between the engine and the brokers: it builds one
 adapter per broker account (cached for the life of a worker) through a
-*provider*.  The default provider builds the paper broker from the registry;
+*provider*.  The default provider builds in-process venues (the paper
+broker, ``capabilities.in_process``) from the registry;
 real brokers need decrypted credentials, so the process that owns the
 credential vault installs its own provider with ``set_default_provider``
 (tests install a fake adapter the same way).
@@ -32,11 +33,12 @@ Provider = Callable[[BrokerAccount, sa.Engine], BrokerAdapter]
 
 
 def paper_provider(account: BrokerAccount, engine: sa.Engine) -> BrokerAdapter:
-    if account.broker != "paper":
+    """Builds the venues that need no credentials: those that run in-process (``capabilities.in_process``)."""
+    if not registry.capabilities_of(account.broker).in_process:
         raise ConfigurationError(
             f"No credentials provider is configured for {account.broker} accounts in this process; "
             "only the paper broker can trade here.")
-    return registry.build("paper", engine=engine, broker_account_id=account.id)
+    return registry.build(account.broker, engine=engine, broker_account_id=account.id)
 
 
 _default_provider: Provider = paper_provider

@@ -17,6 +17,10 @@ Errors, by their ``retryable`` flag (``backend.errors``):
   an adapter bug) ends ``failed``; either way with the error's code and its
   human message (a notification tells the trader), and never retried.
 
+Before anything is sent, an order the venue's capabilities rule out (asset
+class, order type, short selling, fractional units: ``venue_fit``) ends
+``rejected`` with the reason, without a broker call.
+
 Venue-native brackets: an entry goes out with a ``BracketSpec`` built from
 its stop/take-profit rows, which then become ``submitted`` with it (the
 venue holds them).  A ladder longer than the venue's bracket holds
@@ -43,6 +47,7 @@ from backend.db.models import BrokerAccount, Order
 from backend.db.types import utcnow
 from backend.errors import AuthenticationFailed, BrokerError, OrderNotFound, TradeExecutorError
 from backend.execution import intents as legs
+from backend.execution import venue_fit
 from backend.execution.adapters import Adapters
 from backend.execution.brackets import waiting_verdict
 from backend.execution.crash_hook import crash_point
@@ -72,6 +77,7 @@ class _Batch:
     orders: list[Order]
     requests: list[OrderRequest]
     children: dict[int, list[int]]  # entry id -> child ids sent inside its bracket
+    refused: list[tuple[Order, Exception]] = field(default_factory=list)  # the venue cannot take these: not sent
 
 
 def backoff_seconds(attempts: int, base: float) -> float:
@@ -164,14 +170,19 @@ def _make_batches(due: list[Order], candidates: Iterable[Order], accounts: dict[
         # A venue OCO group cancels the whole group on the first fill: right for a bracket the venue
         # holds whole, wrong for a ladder the engine manages next to a venue-held stop.
         send_oco = bool(caps and caps.native_oco and native and caps.max_bracket_take_profits is None)
-        requests, children = [], {}
+        requests, children, sent, refused = [], {}, [], []
         for order in group:
+            why = venue_fit.refusal(caps, order, venue_fit.venue_name(account)) if caps is not None else None
+            if why is not None:
+                refused.append((order, why))
+                continue
+            sent.append(order)
             held = held_by_venue(kids[order.id], caps) if native and order.leg == legs.ENTRY else []
             spec = _bracket(held)
             if spec is not None:
                 children[order.id] = [c.id for c in held]
             requests.append(request_for(order, spec, send_oco=send_oco))
-        batches.append(_Batch(account, group, requests, children))
+        batches.append(_Batch(account, sent, requests, children, refused))
     return batches
 
 
@@ -200,6 +211,9 @@ async def _send_all(adapters: Adapters, batches: list[_Batch]) -> list[list[Orde
     shared: dict[Any, list[tuple[int, BrokerAdapter]]] = defaultdict(list)
     single = []
     for i, batch in enumerate(batches):
+        if not batch.requests:  # everything refused from the venue's capabilities
+            answers[i] = []
+            continue
         try:
             adapter, error = adapters.get(batch.account), None
         except Exception as exc:  # noqa: BLE001
@@ -255,7 +269,8 @@ def _record(engine, adapters: Adapters, batches: list[_Batch], answers: list[lis
     settings = get_settings()
     journal = Journal()
     result = SubmitResult(sent=sum(len(b.orders) for b in batches))
-    ids = [o.id for b in batches for o in b.orders] + [c for b in batches for cs in b.children.values() for c in cs]
+    ids = [o.id for b in batches for o in b.orders] + [c for b in batches for cs in b.children.values() for c in cs] \
+        + [o.id for b in batches for o, _ in b.refused]
     with Session(engine, expire_on_commit=False) as session:
         # The sent orders and the open orders of their accounts, locked in one statement, as plain rows
         # (``rows``): settling may release or resize the latter.  ``Settlement`` writes them back.
@@ -293,6 +308,11 @@ def _record(engine, adapters: Adapters, batches: list[_Batch], answers: list[lis
                                 child.attempts += 1
                 else:
                     _record_error(session, journal, order, answer, now, settings, result)
+                    settlement.touch(order)
+            for refused, why in batch.refused:  # never sent: the venue's capabilities rule them out
+                order = orders[refused.id]
+                if order.status in OPEN:
+                    _record_error(session, journal, order, why, now, settings, result)
                     settlement.touch(order)
         result.followups = settlement.finish()
         # Not durable: if the database server crashes before this reaches the disk, the orders are
