@@ -8,8 +8,9 @@ Why shared: two adapter instances for the same account (the execution queue
 and the reconciliation job, say) must draw from ONE bucket, so buckets live in
 a module-level registry keyed by ``(broker, account_key)``.  The key is built
 by the adapter from non-secret material (a hash of the API key, a host:port).
-The registry is per process; processes on other machines are covered by the
-headroom of the halved rate.
+The worker and the scheduler are separate processes: with ``REDIS_URL`` set
+the bucket is kept in Redis (``rate_limit_redis``, an atomic Lua script) so
+they share one budget; the embedded default (no Redis) keeps it in-process.
 
 The bucket never holds an ``asyncio`` primitive: a caller reserves its token
 under a thread lock (tokens may go negative = a queue of reservations) and
@@ -107,16 +108,42 @@ class TokenBucket:
 
 _BUCKETS: dict[tuple[str, str], TokenBucket] = {}
 _REGISTRY_LOCK = threading.Lock()
+_REDIS_CLIENTS: dict[str, object] = {}
 
 
-def shared_bucket(broker: str, account_key: str, rate_per_minute: float, **kwargs) -> TokenBucket:
-    """The one bucket of this account in this process (created on first use)."""
+def shared_bucket(broker: str, account_key: str, rate_per_minute: float, *, redis_url: str | None = None,
+                  **kwargs) -> TokenBucket:
+    """The one bucket of this account (created on first use).
+
+    With Redis configured (``redis_url``, default the ``REDIS_URL`` setting) the
+    bucket lives in Redis and every process shares it (``rate_limit_redis``);
+    without it (the embedded default) it lives in this process.
+    """
+    url = redis_url if redis_url is not None else _configured_redis_url()
     key = (broker, account_key)
     with _REGISTRY_LOCK:
         bucket = _BUCKETS.get(key)
         if bucket is None:
-            bucket = _BUCKETS[key] = TokenBucket(rate_per_minute, **kwargs)
+            if url:
+                from backend.brokers.rate_limit_redis import RedisTokenBucket
+
+                client = _REDIS_CLIENTS.get(url)
+                if client is None:
+                    import redis
+
+                    client = _REDIS_CLIENTS[url] = redis.Redis.from_url(url, socket_timeout=2,
+                                                                        socket_connect_timeout=2)
+                bucket = RedisTokenBucket(client, f"{broker}:{account_key}", rate_per_minute, **kwargs)
+            else:
+                bucket = TokenBucket(rate_per_minute, **kwargs)
+            _BUCKETS[key] = bucket
         return bucket
+
+
+def _configured_redis_url() -> str | None:
+    from backend.config import get_settings
+
+    return get_settings().redis_url or None
 
 
 def forget_buckets() -> None:
