@@ -42,6 +42,7 @@ class Journal:
     audit_events: list[dict[str, Any]] = field(default_factory=list)
     _bus: dict[tuple[int, str, str], dict[str, Any]] = field(default_factory=dict)
     writes: Writes = field(default_factory=Writes)
+    _chained: list[dict[str, Any]] | None = field(default=None, repr=False)  # audit rows of the last statement
 
     def insert(self, model: Any, row: dict[str, Any]) -> None:
         """Queue a row nobody needs the id of (order events, notifications), written at ``flush_audit``."""
@@ -83,30 +84,61 @@ class Journal:
         ``pipeline`` round trip), then the audit rows.  ``tail``: the caller read
         the tail already, after taking the lock in an earlier statement (``audit.chain.
         TAIL_SQL``; None for an empty chain): one round trip, writes and audit rows
-        together.
+        together.  ``commit`` saves one more: the last of these travels with the COMMIT.
         """
         conn = session.connection()
         if not pipeline.available(conn):
             self._flush_one_by_one(session, durable)
             return
-        from backend.audit.chain import CHAIN_LOCK_ID, LOCK_SQL, TAIL_SQL, chained_rows, remember_tail
+        last = self._last_statement(conn, durable, tail)
+        if last is not None:
+            conn.exec_driver_sql(*last)
+        self._tail_written(conn)
+
+    def commit(self, session: Session, *, durable: bool = True, tail: Any = _NO_TAIL) -> None:
+        """``flush_audit``, then ``session.commit()``; on Postgres the last write and the COMMIT go in
+        one round trip (``pipeline.commit``; the COMMIT, and so durability, is the same).
+
+        The ORM's pending changes would be flushed by ``session.commit()`` after the COMMIT, so a
+        session holding any (new, changed or deleted objects) takes the two-step way instead.
+        """
+        conn = session.connection()
+        if not pipeline.available(conn) or session.new or session.deleted or session.dirty:
+            self.flush_audit(session, durable=durable, tail=tail)
+            session.commit()
+            return
+        last = self._last_statement(conn, durable, tail)
+        if not pipeline.commit(conn, [last] if last is not None else []):
+            if last is not None:
+                conn.exec_driver_sql(*last)
+        self._tail_written(conn)
+        session.commit()  # ends SQLAlchemy's transaction (the database's is already committed, usually)
+
+    def _last_statement(self, conn: sa.Connection, durable: bool, tail: Any) -> tuple[str, dict[str, Any]] | None:
+        """Postgres: send what must come first (the writes with the chain's lock, and the tail read,
+        unless ``tail`` is given); return the last statement (writes and audit rows), not yet sent."""
+        from backend.audit.chain import CHAIN_LOCK_ID, LOCK_SQL, TAIL_SQL, chained_rows
 
         late = [] if durable else [_ASYNC_COMMIT]
-        rows = None
+        self._chained = None
         if self.audit_events:
             if tail is _NO_TAIL:
                 first = self.writes.statement(conn, [LOCK_SQL, *late])
                 found = pipeline.read(conn, [(first, {**self.writes.params, "audit_lock": CHAIN_LOCK_ID}),
                                              (TAIL_SQL, {})])[1]
                 tail, late = (found[0] if found else None), []
-            rows = chained_rows(self.audit_events, tail)
-            self.writes.insert(AuditEvent.__table__, rows)
+            self._chained = chained_rows(self.audit_events, tail)
+            self.writes.insert(AuditEvent.__table__, self._chained)
             self.audit_events = []
         last = self.writes.statement(conn, late)
-        if last is not None:
-            conn.exec_driver_sql(last, self.writes.params)
-        if rows:
-            remember_tail(conn, rows)
+        return None if last is None else (last, self.writes.params)
+
+    def _tail_written(self, conn: sa.Connection) -> None:
+        from backend.audit.chain import remember_tail
+
+        if self._chained:
+            remember_tail(conn, self._chained)
+        self._chained = None
 
     def _flush_one_by_one(self, session: Session, durable: bool) -> None:
         """SQLite (or another driver): the writes, then the chain's lock, tail and INSERT (``append_many``);

@@ -19,7 +19,11 @@ halts, notifies and flattens.  Flatten orders are ordinary ``flatten`` closes
 (``commands.plan_flatten``, the fan-out's own path) whose client order ids
 derive from the halt (follower and moment), returned for submission.
 
-Cost when no follower concerned has a daily loss limit: one query.
+Cost when no follower concerned has a daily loss limit: one query, and on the
+settlement hot path not even that: ``submit`` sends ``pipelined_read`` with
+its other reads (in the round trip that opens the transaction, before the
+audit chain's lock) and hands the rows to ``Settlement`` as a ``Watched``, so
+the check neither costs a round trip nor makes the chain's lock wait for one.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ from sqlmodel import Session
 from backend.db.models import AccountStatus, BrokerAccount, RealizedPnl, RiskProfileRecord
 from backend.execution.commands import open_orders as orm_open_orders
 from backend.execution.commands import plan_flatten
+from backend.execution import pipeline
 from backend.execution.journal import Journal
 from backend.execution.loading import ProfileRow
 from backend.execution.planner import Plan
@@ -60,6 +65,38 @@ _HELD = (sa.select(POSITIONS).where(POSITIONS.c.user_id.in_(sa.bindparam("users"
 _TRADABLE = sa.select(ACCOUNTS.c.id).where(ACCOUNTS.c.user_id == sa.bindparam("user"),
                                            ACCOUNTS.c.status == AccountStatus.CONNECTED.value,
                                            ACCOUNTS.c.permissions == "trade").order_by(ACCOUNTS.c.id)
+
+
+_PG_WATCHED = (f"SELECT {pipeline.columns(PROFILES, 'p')} FROM {PROFILES.name} p WHERE p.user_id = ANY(%(users)s) "
+               "AND p.daily_loss_limit IS NOT NULL AND p.trading_state <> %(halted)s ORDER BY p.id")
+
+
+@dataclass(frozen=True)
+class Watched:
+    """The profiles with a daily loss limit (and not halted) among ``users``, read earlier in the transaction."""
+
+    users: frozenset[int]
+    profiles: tuple[Any, ...]
+
+
+def pipelined_read(users: Iterable[int]) -> tuple[str, dict[str, Any]]:
+    """``_WATCHED`` for ``users`` as a ``pipeline`` read (Postgres); turn its rows into ``watched``."""
+    return _PG_WATCHED, {"users": sorted(set(users)), "halted": HALTED}
+
+
+def watched(users: Iterable[int], rows: list[tuple]) -> Watched:
+    columns = [c.name for c in PROFILES.columns]
+    return Watched(frozenset(users), tuple(ProfileRow(dict(zip(columns, row))) for row in rows))
+
+
+def _watched(conn: sa.Connection, users: list[int], known: Watched | None) -> list[Any]:
+    """The watched profiles of ``users``: those ``known`` covers from its read, the others read now."""
+    rest = users if known is None else [u for u in users if u not in known.users]
+    wanted = set(users)
+    rows = [] if known is None else [p for p in known.profiles if p.user_id in wanted]
+    if rest:
+        rows += [ProfileRow(r._mapping) for r in conn.execute(_WATCHED, {"users": rest})]
+    return sorted(rows, key=lambda p: p.id)
 
 
 @dataclass
@@ -111,14 +148,17 @@ def _claim(conn: sa.Connection, row: Any, to: str, reason: str, now: datetime) -
 
 
 def check(session: Session, journal: Journal, users: Iterable[int], now: datetime, *, open_orders: OpenOrders,
-          held: Iterable[PositionRow] = (), booked: Iterable[dict] = ()) -> GuardResult:
-    """Apply the loss rule to ``users``; halt / make close-only / flatten as it says."""
+          held: Iterable[PositionRow] = (), booked: Iterable[dict] = (), known: Watched | None = None) -> GuardResult:
+    """Apply the loss rule to ``users``; halt / make close-only / flatten as it says.
+
+    ``known``: the watched profiles read earlier in this transaction (``pipelined_read``).
+    """
     out = GuardResult()
     users = sorted(set(users))
     if not users:
         return out
     conn = session.connection()
-    watched = [ProfileRow(r._mapping) for r in conn.execute(_WATCHED, {"users": users})]
+    watched = _watched(conn, users, known)
     if not watched:
         return out
     held = list(held)
@@ -153,12 +193,13 @@ def _flatten(session: Session, journal: Journal, plan: Plan, user_id: int, posit
 
 
 def after_fills(session: Session, journal: Journal, positions: Iterable[PositionRow], booked: list[dict],
-                now: datetime, *, open_orders: OpenOrders, venue_cancels: set[int]) -> GuardResult:
+                now: datetime, *, open_orders: OpenOrders, venue_cancels: set[int],
+                known: Watched | None = None) -> GuardResult:
     """``Settlement.finish``: the owners of the positions these fills moved.  Venue cancels of the
     flatten (working entries, bracket children) are added to ``venue_cancels``."""
     held = list(positions)
     result = check(session, journal, {p.user_id for p in held}, now, open_orders=open_orders, held=held,
-                   booked=booked)
+                   booked=booked, known=known)
     venue_cancels |= result.plan.cancel_order_ids
     return result
 

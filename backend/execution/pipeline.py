@@ -17,6 +17,13 @@ and take the SQLAlchemy path, and so does everything when the environment
 variable ``DTE_NO_PIPELINE`` is set (a measuring aid).  ``sent`` and
 ``listeners`` are for the benchmarks' counters (SQLAlchemy's events do not
 see these statements).
+
+``commit`` sends a transaction's last write and its ``COMMIT`` in one round
+trip: the same COMMIT, answered by the server only once it is durable (with
+``synchronous_commit`` as the transaction left it), so nothing about
+durability changes; the write just does not wait alone for its answer first.
+If the write fails, the server skips the COMMIT and the transaction is left
+failed for the caller to roll back, as after any failed statement.
 """
 
 from __future__ import annotations
@@ -26,10 +33,11 @@ from collections.abc import Sequence
 from datetime import datetime, timezone
 from typing import Any
 
+import psycopg
 import sqlalchemy as sa
 
 sent = 0
-listeners: list = []  # callables(conn, statements) told of each pipeline round trip
+listeners: list = []  # callables(conn, statements, committed=False) told of each pipeline round trip
 _OFF = bool(os.environ.get("DTE_NO_PIPELINE"))
 
 
@@ -38,7 +46,10 @@ def available(conn: sa.Connection) -> bool:
 
 
 def read(conn: sa.Connection, statements: Sequence[tuple[str, dict[str, Any]]]) -> list[list[tuple]] | None:
-    """Run ``statements`` (driver syntax) in one round trip; their rows, or None where unsupported."""
+    """Run ``statements`` (driver syntax) in one round trip; their rows, or None where unsupported.
+
+    A failing statement raises ``sqlalchemy.exc.DBAPIError`` (``IntegrityError`` ...), as SQLAlchemy would.
+    """
     global sent
     if not available(conn):
         return None
@@ -46,15 +57,50 @@ def read(conn: sa.Connection, statements: Sequence[tuple[str, dict[str, Any]]]) 
         conn.begin()  # so that SQLAlchemy commits (or rolls back) what these statements did
     raw = conn.connection.driver_connection
     cursors = []
-    with raw.pipeline():
-        for sql, params in statements:
-            cursor = raw.cursor()
-            cursor.execute(sql, params)
-            cursors.append(cursor)
+    try:
+        with raw.pipeline():
+            for sql, params in statements:
+                cursor = raw.cursor()
+                cursor.execute(sql, params)
+                cursors.append(cursor)
+    except psycopg.Error as exc:
+        raise _wrapped(conn, statements, exc) from exc
     sent += len(statements)
     for listener in listeners:
         listener(conn, len(statements))
     return [[_utc_row(row) for row in cursor.fetchall()] for cursor in cursors]
+
+
+def commit(conn: sa.Connection, statements: Sequence[tuple[str, dict[str, Any]]]) -> bool:
+    """Send ``statements`` (driver syntax; their rows are not read) and COMMIT in one round trip.
+
+    Returns False, having sent nothing, where unsupported or outside a transaction: the caller then
+    runs them and commits the usual way.  After True the database transaction is over; the caller
+    still ends its SQLAlchemy transaction (``Session.commit``), which finds nothing left to send.  A
+    failing statement raises ``sqlalchemy.exc.DBAPIError`` (as SQLAlchemy's own execution would) with
+    nothing committed.
+    """
+    global sent
+    if not available(conn) or not conn.in_transaction():
+        return False
+    raw = conn.connection.driver_connection
+    try:
+        with raw.pipeline():
+            for sql, params in statements:
+                raw.cursor().execute(sql, params)
+            raw.commit()
+    except psycopg.Error as exc:
+        raise _wrapped(conn, statements, exc) from exc
+    sent += len(statements)
+    for listener in listeners:  # ``committed``: the (then empty) commit SQLAlchemy goes through next sends nothing
+        listener(conn, len(statements), committed=True)
+    return True
+
+
+def _wrapped(conn: sa.Connection, statements: Sequence[tuple[str, dict[str, Any]]], exc: psycopg.Error) -> Exception:
+    """The driver's error as SQLAlchemy's (``IntegrityError`` ...), as if SQLAlchemy had run the statements."""
+    sql = "; ".join(s for s, _ in statements) or "COMMIT"
+    return sa.exc.DBAPIError.instance(sql, None, exc, psycopg.Error, dialect=conn.dialect)
 
 
 def _utc_row(row: tuple) -> tuple:

@@ -122,8 +122,9 @@ class StatementCounter:
     """Counts the statements an engine sends and the round trips they take, for the benchmarks.
 
     ``count``: statements (``before_cursor_execute``, an executemany counting once, plus those sent
-    in ``pipeline`` round trips, which SQLAlchemy does not see).  ``round_trips``: each statement
-    sent alone, each pipeline, each COMMIT, and the driver's BEGIN when it travels alone (psycopg
+    in ``pipeline`` round trips, which SQLAlchemy does not see, a COMMIT sent there included).
+    ``round_trips``: each statement sent alone, each pipeline, each COMMIT that travels alone (not
+    with a ``pipeline.commit``), and the driver's BEGIN when it travels alone (psycopg
     opens a transaction with a BEGIN of its own before the first statement, except in a pipeline).
     """
 
@@ -133,6 +134,7 @@ class StatementCounter:
         self.engine = engine
         self.count = 0
         self.round_trips = 0
+        self._committed_key = ("dte_committed_in_pipeline", id(self))
         sa.event.listen(engine, "before_cursor_execute", self._statement)
         sa.event.listen(engine, "begin", self._begin)
         sa.event.listen(engine, "commit", self._commit)
@@ -145,14 +147,17 @@ class StatementCounter:
         self.count += 1
         self.round_trips += 1 + bool(conn.info.pop("dte_begin_pending", False))
 
-    def _pipeline(self, conn, statements: int) -> None:
+    def _pipeline(self, conn, statements: int, committed: bool = False) -> None:
         if conn.engine is self.engine:
             conn.info.pop("dte_begin_pending", None)  # the BEGIN went with the pipeline
             self.count += statements
             self.round_trips += 1
+            if committed:  # the COMMIT went with it too: SQLAlchemy's commit event that follows sends nothing
+                conn.info[self._committed_key] = True
 
     def _commit(self, conn) -> None:
-        self.round_trips += 1
+        if not conn.info.pop(self._committed_key, False):
+            self.round_trips += 1
 
 
 class DbTimer:

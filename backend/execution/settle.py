@@ -91,9 +91,11 @@ class Settlement:
 
     def __init__(self, session: Session, journal: Journal, adapters: Adapters, now: datetime,
                  orders: Iterable[Order], *, candidates: Iterable[OrderRow] | None = None,
-                 positions: Preloaded | None = None, fill_ids: Iterable[int] = ()) -> None:
+                 positions: Preloaded | None = None, fill_ids: Iterable[int] = (),
+                 watched: loss_guard.Watched | None = None) -> None:
         self.session, self.journal, self.adapters, self.now = session, journal, adapters, now
         self._positions = positions  # read and locked by the caller (``positions.pipelined_read``)
+        self._watched = watched  # loss-limited profiles the caller read (``loss_guard.pipelined_read``)
         self._fill_ids = list(fill_ids)  # ids the caller drew from the fills' sequence (``FILL_IDS``)
         self.orders = {o.id: o for o in orders}
         self.rows: dict[int, OrderRow] | None = None
@@ -171,7 +173,8 @@ class Settlement:
             followups = Followups(set(ready), cancels, plan.replace)
         if positions:
             guard = loss_guard.after_fills(session, self.journal, positions.values(), booked, self.now,
-                                           open_orders=self._open_rows, venue_cancels=cancels)
+                                           open_orders=self._open_rows, venue_cancels=cancels,
+                                           known=self._watched)
             followups.submit_ids.update(guard.submit_ids)
         record_intents(session, followups, self.now, known=self.rows, journal=self.journal)
         if self.rows is not None:  # written with the journal's other rows at ``flush_audit``

@@ -52,7 +52,7 @@ from backend.execution.adapters import Adapters
 from backend.execution.brackets import waiting_verdict
 from backend.execution.crash_hook import crash_point
 from backend.execution.journal import Journal
-from backend.execution import positions
+from backend.execution import loss_guard, positions
 from backend.execution.positions import order_position_key
 from backend.execution.rows import orders_for_settlement
 from backend.execution.settle import FILL_IDS, Followups, Settlement
@@ -282,14 +282,17 @@ def _record(engine, adapters: Adapters, batches: list[_Batch], answers: list[lis
                     if isinstance(a, OrderSnapshot) and a.filled_quantity > 0)
         # Last, the audit chain's lock and its tail: this transaction then waits for no row lock (it holds
         # them all already), and its audit events go in with its other writes and the COMMIT.
+        # The loss guard's read of the owners' limits goes too (before the chain's lock: ``loss_guard``).
+        users = {o.user_id for b in batches for o in b.orders}
         reads = [positions.pipelined_read(keys)] + ([(FILL_IDS, {"n": fills})] if fills else []) \
-            + [(CHAIN_LOCK, {"audit_lock": CHAIN_LOCK_ID}), (TAIL_SQL, {})]
+            + [loss_guard.pipelined_read(users), (CHAIN_LOCK, {"audit_lock": CHAIN_LOCK_ID}), (TAIL_SQL, {})]
         orders, loaded, extra = orders_for_settlement(session.connection(), ids, {b.account.id for b in batches},
                                                       OPEN, then=reads)
         preloaded = positions.from_rows(extra[0], keys) if extra is not None else None
         fill_ids = [row[0] for row in extra[1]] if extra is not None and fills else []
         settlement = Settlement(session, journal, adapters, now, orders.values(), candidates=loaded,
-                                positions=preloaded, fill_ids=fill_ids)
+                                positions=preloaded, fill_ids=fill_ids,
+                                watched=loss_guard.watched(users, extra[-3]) if extra is not None else None)
         for batch, results in zip(batches, answers):
             for sent, answer in zip(batch.orders, results):
                 order = orders[sent.id]
@@ -319,10 +322,9 @@ def _record(engine, adapters: Adapters, batches: list[_Batch], answers: list[lis
         # still ``new`` and ``recover`` re-sends them, which the venue answers with these same acks.
         if extra is not None:
             tail = extra[-1][0] if extra[-1] else None
-            journal.flush_audit(session, durable=False, tail=tail)
+            journal.commit(session, durable=False, tail=tail)
         else:
-            journal.flush_audit(session, durable=False)
-        session.commit()
+            journal.commit(session, durable=False)
     journal.publish()
     return result
 

@@ -117,8 +117,7 @@ async def _store_and_dispatch(engine: sa.Engine, adapters: Adapters | None, now:
                     log.exception("inline fan-out failed; storing the signal for the worker")
                     session.rollback()
                     continue
-            journal.flush_audit(session)
-            session.commit()
+            journal.commit(session)  # the signal and its intents: durable before any broker call
         break
     if fan is not None:
         crash_point("fanout_committed")

@@ -8,10 +8,10 @@ from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal as D
 
 import sqlalchemy as sa
-from sqlmodel import select
+from sqlmodel import Session, select
 
 from backend.db.models import AuditEvent, Fill, Follow, Notification, Order, RealizedPnl, RiskProfileRecord, SignalSource
-from backend.execution import loss_guard
+from backend.execution import loss_guard, pipeline
 from backend.execution.decisions import sizing_for
 from backend.execution.journal import Journal
 from backend.execution.loading import ProfileRow
@@ -128,6 +128,36 @@ def test_without_a_daily_loss_limit_the_guard_costs_one_query(session, engine):
     counter = StatementCounter(engine)
     result = loss_guard.check(session, Journal(), [world.followers[0].id], MONDAY, open_orders=lambda ids: [])
     assert result.changed == {} and counter.count == 1
+
+
+def test_the_guard_reads_no_limits_the_caller_read_already(session, engine):
+    world = seed_world(session)  # no daily loss limit
+    session.commit()
+    uid = world.followers[0].id
+    counter = StatementCounter(engine)
+    known = loss_guard.watched([uid], [])  # what submit's pipelined read found for this owner: nothing
+    result = loss_guard.check(session, Journal(), [uid], MONDAY, open_orders=lambda ids: [], known=known)
+    assert result.changed == {} and counter.count == 0
+    other = loss_guard.watched([uid + 1000], [])  # it read someone else: this owner is read now
+    loss_guard.check(session, Journal(), [uid], MONDAY, open_orders=lambda ids: [], known=other)
+    assert counter.count == 1
+
+
+def test_the_pipelined_read_of_limits_gives_the_rows_the_query_gives(pg_engine):
+    with Session(pg_engine, expire_on_commit=False) as session:
+        limited = seed_world(session, tag="lim", profile={"daily_loss_limit": D("50.5"), "reduce_at_loss_percent": D(80)})
+        seed_world(session, tag="free")  # no limit: not watched
+        halted = seed_world(session, tag="halt", profile={"daily_loss_limit": D(10), "trading_state": "HALTED",
+                                                          "halted_on": MONDAY.date()})
+        users = [w.followers[0].id for w in (limited, halted)] + [limited.followers[0].id + 500]
+        conn = session.connection()
+        sql, params = loss_guard.pipelined_read(users)
+        [rows] = pipeline.read(conn, [(sql, params)])
+        known = loss_guard.watched(users, rows)
+        queried = [ProfileRow(r._mapping) for r in conn.execute(loss_guard._WATCHED, {"users": sorted(users)})]
+    assert [p.user_id for p in known.profiles] == [limited.followers[0].id]
+    assert [p._values() for p in known.profiles] == [p._values() for p in queried]
+    assert known.profiles[0].daily_loss_limit == D("50.5") and known.profiles[0].updated_at.tzinfo is not None
 
 
 def test_a_breach_found_by_the_guard_halts_notifies_and_plans_the_flatten(session):
