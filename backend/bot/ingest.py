@@ -16,7 +16,10 @@ Cursor rule (no message lost across a restart or reconnect): a channel is
 at once, but they do not move the cursor (that would make the catch-up skip
 what was posted while the bot was away); the newest one is remembered and
 the cursor jumps to it when the catch-up finishes.  Replays are harmless: the
-money path stores a message once per (source, message id).
+money path stores a message once per (source, message id).  A message the
+money path stores moves the cursor in the same transaction (``ingest(...,
+advance=True)``): a second commit per message, on another thread, slowed the
+next message's money path down.
 
 Only the provider's own messages are signals when the provider has linked
 Discord (``SourceInfo.accepts_author``); other members' chatter in the
@@ -57,8 +60,10 @@ class IncomingMessage:
 class MoneyPath(Protocol):
     """The money path as the bot sees it (``backend.bot.money.DatabaseMoneyPath``)."""
 
-    async def ingest(self, source: SourceInfo, message: IncomingMessage) -> Any:
-        """Store the message once and trade it if it is a fresh signal; returns the outcome."""
+    async def ingest(self, source: SourceInfo, message: IncomingMessage, *, advance: bool) -> Any:
+        """Store the message once and trade it if it is a fresh signal; returns the outcome.
+
+        ``advance``: move the channel's cursor to the message too, with it (no transaction of its own)."""
 
     async def advance(self, source: SourceInfo, cursor: int) -> None:
         """Move the channel's catch-up cursor forward to ``cursor``."""
@@ -124,9 +129,10 @@ class MessageRouter:
         self.last_message_at, self.last_message_id = msg.received_at, msg.message_id
         hold = live and channel in self.catching_up
         result = None
-        if msg.author_id != self.bot_user_id and source.accepts_author(msg.author_id):
+        stored = msg.author_id != self.bot_user_id and source.accepts_author(msg.author_id)
+        if stored:
             try:
-                result = await self.money.ingest(source, msg)
+                result = await self.money.ingest(source, msg, advance=not hold)
             except Exception:
                 if not live:
                     raise
@@ -138,7 +144,7 @@ class MessageRouter:
                 self.observer(source, msg, result)
         if hold:
             self._held_cursor[channel] = max(self._held_cursor.get(channel, 0), msg.message_id)
-        else:
+        elif not stored:  # a stored message moved the cursor in its own transaction
             await self.money.advance(source, msg.message_id)
         self.handled += 1
         return result

@@ -70,10 +70,11 @@ class DatabaseMoneyPath:
         self.engine = engine
         self.loop = loop or MoneyLoop()
 
-    async def ingest(self, source: SourceInfo, message: IncomingMessage) -> dict[str, Any]:
+    async def ingest(self, source: SourceInfo, message: IncomingMessage, *, advance: bool = False) -> dict[str, Any]:
         return await self.loop.run(trading.ingest_discord_message(
             channel_id=str(source.channel_id), message_id=str(message.message_id), content=message.content,
-            sent_at=message.sent_at, author_id=str(message.author_id), now=message.received_at, engine=self.engine))
+            sent_at=message.sent_at, author_id=str(message.author_id), now=message.received_at, engine=self.engine,
+            advance_cursor=advance))
 
     async def advance(self, source: SourceInfo, cursor: int) -> None:
         await asyncio.to_thread(advance_cursor, self.engine, source.source_id, cursor)

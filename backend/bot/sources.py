@@ -20,6 +20,7 @@ import sqlalchemy as sa
 from sqlmodel import Session, select
 
 from backend.db.models import SignalSource, SourceKind, User
+from backend.execution.intake import CURSOR_ADVANCE, cursor_params
 
 
 @dataclass(frozen=True)
@@ -61,15 +62,10 @@ def read_cursor(engine: sa.Engine, source_id: int) -> str | None:
 
 
 def advance_cursor(engine_or_session: sa.Engine | Session, source_id: int, message_id: int | str) -> None:
-    """Move ``last_message_id`` to ``message_id`` unless it is already at or past it."""
-    new = str(message_id)
-    col = SignalSource.last_message_id
-    stmt = (sa.update(SignalSource).where(
-        SignalSource.id == source_id,
-        sa.or_(col.is_(None), sa.func.length(col) < len(new), sa.and_(sa.func.length(col) == len(new), col < new)),
-    ).values(last_message_id=new))
+    """Move ``last_message_id`` to ``message_id`` unless it is already at or past it
+    (``execution.intake.CURSOR_ADVANCE``; the money path moves it with the message it stores)."""
     if isinstance(engine_or_session, Session):
-        engine_or_session.execute(stmt)
+        engine_or_session.execute(CURSOR_ADVANCE, cursor_params(source_id, message_id))
         return
     with engine_or_session.begin() as conn:
-        conn.execute(stmt)
+        conn.execute(CURSOR_ADVANCE, cursor_params(source_id, message_id))

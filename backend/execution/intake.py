@@ -38,6 +38,23 @@ from backend.execution.sqlutil import insert_ignore
 log = logging.getLogger(__name__)
 
 RECEIVED, DISPATCHED = SignalStatus.RECEIVED.value, SignalStatus.DISPATCHED.value
+
+# The catch-up cursor moves forward only: snowflakes compared as numbers (length, then digits), in SQL, so
+# that no writer can move it back.  Built once (``Journal.late`` sends it as driver SQL on Postgres).
+_SOURCES = SignalSource.__table__
+_CURSOR, _NEW = _SOURCES.c.last_message_id, sa.bindparam("cursor", type_=sa.String)
+CURSOR_ADVANCE = (
+    sa.update(_SOURCES)
+    .where(_SOURCES.c.id == sa.bindparam("source_id", type_=sa.Integer),
+           sa.or_(_CURSOR.is_(None), sa.func.length(_CURSOR) < sa.func.length(_NEW),
+                  sa.and_(sa.func.length(_CURSOR) == sa.func.length(_NEW), _CURSOR < _NEW)))
+    .values(last_message_id=_NEW)
+)
+
+
+def cursor_params(source_id: int, message_id: int | str) -> dict[str, Any]:
+    """``CURSOR_ADVANCE``'s parameters: move ``source_id``'s cursor to ``message_id`` unless at or past it."""
+    return {"source_id": source_id, "cursor": str(message_id)}
 IGNORED, STALE, REJECTED = SignalStatus.IGNORED.value, SignalStatus.STALE.value, SignalStatus.REJECTED.value
 
 

@@ -43,6 +43,7 @@ class Journal:
     _bus: dict[tuple[int, str, str], dict[str, Any]] = field(default_factory=dict)
     writes: Writes = field(default_factory=Writes)
     _chained: list[dict[str, Any]] | None = field(default=None, repr=False)  # audit rows of the last statement
+    _late: list[tuple[Any, dict[str, Any]]] = field(default_factory=list, repr=False)
 
     def insert(self, model: Any, row: dict[str, Any]) -> None:
         """Queue a row nobody needs the id of (order events, notifications), written at ``flush_audit``."""
@@ -51,6 +52,12 @@ class Journal:
     def update(self, model: Any, rows: Iterable[dict[str, Any]]) -> None:
         """Queue updates by ``id`` of rows nobody reads again before the commit (``flush_audit`` writes them)."""
         self.writes.update(_table(model), rows)
+
+    def late(self, statement: sa.Executable, params: dict[str, Any]) -> None:
+        """A statement to run after the queued writes, just before the commit (nobody reads its result):
+        on Postgres it travels in the COMMIT's round trip (``commit``).  A Core statement built once,
+        whose parameters need no bind processing (``pipeline.driver_sql``), e.g. a conditional UPDATE."""
+        self._late.append((statement, params))
 
     def audit(self, action: str, *, subject_type: str | None = None, subject_id: Any = None,
               data: dict[str, Any] | None = None, actor_user_id: int | None = None,
@@ -93,6 +100,7 @@ class Journal:
         last = self._last_statement(conn, durable, tail)
         if last is not None:
             conn.exec_driver_sql(*last)
+        self._run_late(conn)
         self._tail_written(conn)
 
     def commit(self, session: Session, *, durable: bool = True, tail: Any = _NO_TAIL) -> None:
@@ -108,9 +116,13 @@ class Journal:
             session.commit()
             return
         last = self._last_statement(conn, durable, tail)
-        if not pipeline.commit(conn, [last] if last is not None else []):
+        late = [(pipeline.driver_sql(stmt, conn.dialect), params) for stmt, params in self._late]
+        if pipeline.commit(conn, ([last] if last is not None else []) + late):
+            self._late = []
+        else:
             if last is not None:
                 conn.exec_driver_sql(*last)
+            self._run_late(conn)
         self._tail_written(conn)
         session.commit()  # ends SQLAlchemy's transaction (the database's is already committed, usually)
 
@@ -149,6 +161,12 @@ class Journal:
         if self.audit_events:
             append_many(session, self.audit_events)
             self.audit_events = []
+        self._run_late(session.connection())
+
+    def _run_late(self, conn: sa.Connection) -> None:
+        late, self._late = self._late, []
+        for statement, params in late:
+            conn.execute(statement, params)
 
     def publish(self) -> None:
         """Push the queued bus events (call after commit); a failed push never breaks the money path."""

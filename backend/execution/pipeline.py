@@ -97,6 +97,25 @@ def commit(conn: sa.Connection, statements: Sequence[tuple[str, dict[str, Any]]]
     return True
 
 
+_DRIVER_SQL: dict[tuple[int, str], tuple[Any, str]] = {}
+
+
+def driver_sql(statement: sa.Executable, dialect: sa.Dialect) -> str:
+    """A Core statement built once (module level) as driver SQL, for a pipeline; its parameters are
+    passed by bind name, as given: only for statements whose parameters need no bind processing
+    (integers, strings), which is checked once."""
+    key = (id(statement), dialect.name)
+    found = _DRIVER_SQL.get(key)
+    if found is None or found[0] is not statement:
+        compiled = statement.compile(dialect=dialect)
+        processed = [name for name, bind in compiled.binds.items()
+                     if bind.type.dialect_impl(dialect).bind_processor(dialect) is not None]
+        if processed:
+            raise ValueError(f"parameters {processed} need bind processing; run this statement through SQLAlchemy")
+        found = _DRIVER_SQL[key] = (statement, compiled.string)
+    return found[1]
+
+
 def _wrapped(conn: sa.Connection, statements: Sequence[tuple[str, dict[str, Any]]], exc: psycopg.Error) -> Exception:
     """The driver's error as SQLAlchemy's (``IntegrityError`` ...), as if SQLAlchemy had run the statements."""
     sql = "; ".join(s for s, _ in statements) or "COMMIT"

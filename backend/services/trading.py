@@ -37,7 +37,9 @@ from backend.execution.commands import open_orders, plan_cancel, plan_close, pla
 from backend.execution.crash_hook import crash_point
 from backend.execution.fanout import fan_out_in, legs_per_follower
 from backend.execution import loading
-from backend.execution.intake import RECEIVED, Intake, ingest, ingest_delete, ingest_edit, parse, signal_row
+from backend.execution.intake import (
+    CURSOR_ADVANCE, RECEIVED, Intake, cursor_params, ingest, ingest_delete, ingest_edit, parse, signal_row,
+)
 from backend.execution.intents import command_order_id, round_down
 from backend.execution.journal import Journal
 from backend.execution.planner import Plan, order_fields
@@ -66,8 +68,13 @@ _SOURCE_BY_CHANNEL = select(SignalSource).where(SignalSource.discord_channel_id 
 
 async def ingest_discord_message(*, channel_id: str, message_id: str, content: str, sent_at: datetime | None,
                                  author_id: str | None = None, now: datetime | None = None, dispatch: bool = True,
-                                 engine: sa.Engine | None = None, adapters: Adapters | None = None) -> dict[str, Any]:
-    """A message posted in a source channel: stored once, traded if it is a fresh signal."""
+                                 engine: sa.Engine | None = None, adapters: Adapters | None = None,
+                                 advance_cursor: bool = False) -> dict[str, Any]:
+    """A message posted in a source channel: stored once, traded if it is a fresh signal.
+
+    ``advance_cursor``: also move the source's catch-up cursor to this message (forward only), in
+    the transaction that stores it (the bot: one commit per message instead of two).
+    """
 
     def store(session: Session, journal: Journal) -> tuple[Intake, SignalSource, loading.FanoutData | None]:
         received = now or utcnow()
@@ -86,6 +93,8 @@ async def ingest_discord_message(*, channel_id: str, message_id: str, content: s
             source = session.exec(_SOURCE_BY_CHANNEL, params={"channel": str(channel_id)}).first()
         if source is None:
             raise NotFound("No signal source is set up for this channel.")
+        if advance_cursor:
+            journal.late(CURSOR_ADVANCE, cursor_params(source.id, message_id))
         return ingest(session, source, source_message_id=str(message_id), text=content, sent_at=sent_at,
                       author_id=author_id, journal=journal, now=received, parsed=parsed, parse_text=False,
                       error=error, stored=data.stored if data else None), source, data

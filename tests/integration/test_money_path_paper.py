@@ -17,8 +17,9 @@ from sqlmodel import Session, select
 from backend.brokers.paper import PaperBroker
 from backend.db.models import (
     AuditEvent, Fill, Notification, Order, PaperOrder, Position, RealizedPnl, RiskDecisionRecord, RiskProfileRecord,
-    Signal as SignalRow,
+    Signal as SignalRow, SignalSource,
 )
+from backend.errors import NotFound
 from backend.execution.adapters import Adapters
 from backend.execution.runner import dispatch_signal, recover
 from backend.execution.seeding import seed_world, store_signal
@@ -364,6 +365,48 @@ async def test_every_step_is_audited_and_the_chain_verifies(engine, paper_env):
 
 
 # --------------------------------------------------------------------------- durability
+async def test_the_bot_moves_the_cursor_with_the_message_it_stores_forward_only_and_at_no_extra_trip(engine,
+                                                                                                      paper_env):
+    from backend.execution.seeding import StatementCounter
+
+    world = world_of(engine)
+    await quote(engine, world, "AAPL", "100")
+    channel, adapters = world.source.discord_channel_id, Adapters(engine)
+
+    async def message(mid: str, content: str, advance: bool) -> dict:
+        return await trading.ingest_discord_message(channel_id=channel, message_id=mid, content=content, sent_at=NOW,
+                                                    now=NOW, engine=engine, adapters=adapters, advance_cursor=advance)
+
+    def cursor() -> str | None:
+        with Session(engine) as s:
+            return s.get(SignalSource, world.source.id).last_message_id
+
+    await message("1000000000000000001", "Buy AAPL", False)  # the venue opens its books on first use
+    await message("1000000000000000002", "Sell AAPL", False)
+    counter = StatementCounter(engine)
+    trips = []
+    for mid, text, advance in (("1000000000000000005", "Buy AAPL", False), ("1000000000000000006", "Sell AAPL", False),
+                               ("1000000000000000010", "Buy AAPL", True), ("1000000000000000020", "Sell AAPL", True)):
+        before = counter.round_trips
+        await message(mid, text, advance)
+        trips.append(counter.round_trips - before)
+        assert cursor() == (mid if advance else None)
+    if engine.dialect.name == "postgresql":  # the UPDATE travels with the fan-out's COMMIT
+        assert trips[2:] == trips[:2], trips
+    assert [o.status for o in rows(engine, Order)] == ["filled"] * 6
+    await message("1000000000000000030", "anyone still holding AAPL?", True)  # chatter moves it too
+    assert cursor() == "1000000000000000030"
+    await message("999999999999999999", "gm", True)             # an older (shorter) snowflake: never back
+    await message("1000000000000000020", "Sell AAPL", True)     # a replay: no second order, cursor kept
+    assert cursor() == "1000000000000000030"
+    assert len(rows(engine, Order)) == 6
+    with pytest.raises(NotFound):
+        await trading.ingest_discord_message(channel_id="no-such-channel", message_id="2000000000000000000",
+                                             content="Buy AAPL", sent_at=NOW, now=NOW, engine=engine,
+                                             adapters=adapters, advance_cursor=True)
+    assert cursor() == "1000000000000000030"
+
+
 async def test_a_failing_inline_fan_out_never_loses_the_signal(engine, paper_env, monkeypatch):
     world = world_of(engine)
     await quote(engine, world, "AAPL", "100")

@@ -207,7 +207,8 @@ async def test_one_unreadable_channel_does_not_hold_up_another(harness, world, e
 
     fake.failing_history.clear()  # Discord recovers: the heartbeat's retry catches the channel up
     await eventually(lambda: harness.cursor(world.source_id) == blocked["id"], timeout=30)
-    assert {o.symbol for o in harness.entries("filled")} == {"AAPL", "TSLA"}
+    # The cursor moves with the stored message, before its order is sent: wait for the fill.
+    await eventually(lambda: {o.symbol for o in harness.entries("filled")} == {"AAPL", "TSLA"})
 
 
 async def test_a_channel_registered_while_running_is_heard_without_restart(harness, world, engine):

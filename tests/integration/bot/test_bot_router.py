@@ -26,10 +26,12 @@ class RecordingMoney:
         self.cursor: int | None = None
         self.failing: set[int] = set()
 
-    async def ingest(self, source, message):
+    async def ingest(self, source, message, *, advance):
         if message.message_id in self.failing:
             raise ConnectionError("database went away")
         self.ingested.append(message.message_id)
+        if advance:  # with the message, as the database money path does
+            await self.advance(source, message.message_id)
         return {"status": "dispatched"}
 
     async def advance(self, source, cursor):

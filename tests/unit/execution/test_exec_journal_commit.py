@@ -79,3 +79,17 @@ def test_pending_orm_changes_are_committed_with_the_journal(engine):
         session.add(Notification(**_note(user, "through the ORM")))
         _journal(user, "through the journal").commit(session)
     assert _titles(engine) == ["through the ORM", "through the journal"]
+
+
+def test_a_late_statement_must_not_need_bind_processing():
+    from sqlalchemy.dialects import postgresql
+
+    from backend.db.models import Position
+    from backend.execution import pipeline
+    from backend.execution.intake import CURSOR_ADVANCE
+
+    dialect = postgresql.psycopg.dialect()
+    assert "UPDATE signal_sources" in pipeline.driver_sql(CURSOR_ADVANCE, dialect)
+    money = sa.update(Position.__table__).values(quantity=sa.bindparam("q", type_=Position.__table__.c.quantity.type))
+    with pytest.raises(ValueError, match="bind processing"):
+        pipeline.driver_sql(money, dialect)
