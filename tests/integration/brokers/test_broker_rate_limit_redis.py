@@ -22,7 +22,6 @@ import redis
 from backend.brokers import rate_limit
 from backend.brokers.rate_limit import TokenBucket, forget_buckets, shared_bucket
 from backend.brokers.rate_limit_redis import KEY_PREFIX, RedisTokenBucket
-from conftest import REDIS_URL
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -38,7 +37,8 @@ class Clock:
 @pytest.fixture
 def url(redis_client) -> str:
     """The test Redis (its database emptied by ``redis_client`` before and after)."""
-    return REDIS_URL
+    kwargs = redis_client.connection_pool.connection_kwargs
+    return f"redis://{kwargs['host']}:{kwargs['port']}/{kwargs['db']}"
 
 
 @pytest.fixture(autouse=True)
