@@ -15,14 +15,18 @@ right after the driver's commit).  Each page records, with a
 MutationObserver, when the order's row first shows ``data-status="filled"``
 (``Date.now()``: the same wall clock, same machine).  Latency = seen - committed.
 
-Fills are sent one at a time: the next once every page has shown the
-previous one (or 20 s passed), plus ``--gap``.  The pages are tabs of one
-browser context (one follower, so one sign-in cookie) in one Chromium with
-a few renderer processes: each tab is its own Reflex client (own token, own
-state, own websocket, own bus subscription), so each fill is one reload per
-tab on the server, the same push work as a signal reaching as many
-followers at once.  ``--clients 1 200`` measures 1 tab, then opens the rest
-and measures again.  Target: p95 < 100 ms.
+Fills are sent one at a time: the next once every client has seen the
+previous one (or 20 s passed), plus ``--gap``.  All clients are the same
+follower (one sign-in cookie), each its own Reflex client (own token, own
+state, own websocket, own live task and bus subscription), so each fill is
+one reload per client on the server: the same push work as a signal
+reaching as many followers at once.  ``--clients 1 200`` measures with 1
+client, then opens the rest and measures again.  Of the clients, at most
+``--tabs`` (default 1) are Chromium tabs; the others are raw websocket
+clients (``RawClient``: they replay the first tab's socket.io handshake with
+a fresh token and record when a delta lists the order as filled, i.e.
+received, not rendered).  ``--tabs 200`` opens 200 real tabs: on a 2-core
+machine that measures mostly the renderers' contention.  Target: p95 < 100 ms.
 """
 
 from __future__ import annotations
@@ -116,8 +120,22 @@ class Pages:
     def __init__(self, context, base: str) -> None:
         self.context, self.base = context, base
         self.tabs: list = []
-        self.seen: dict[int, dict[int, float]] = {}
+        self.raw: list[RawClient] = []
+        self.seen: dict[int, dict[object, float]] = {}
         self.waiting: dict[int, asyncio.Event] = {}
+        self.ws_url = ""
+        self.ws_connect = ""  # the CONNECT packet (its auth carries the hydrate event) the first tab sent
+
+    @property
+    def clients(self) -> int:
+        return len(self.tabs) + len(self.raw)
+
+    def record(self, key: object, order_id: int, t: float) -> None:
+        got = self.seen.setdefault(order_id, {})
+        got.setdefault(key, t)
+        event = self.waiting.get(order_id)
+        if event is not None and len(got) >= self.clients:
+            event.set()
 
     async def install(self) -> None:
         await self.context.expose_binding("__liveSeen", self._seen)
@@ -125,29 +143,92 @@ class Pages:
 
     def _seen(self, source, order_id: str, t_ms: float) -> None:
         tab = self.tabs.index(source["page"]) if source["page"] in self.tabs else -1
-        oid = int(order_id)
-        self.seen.setdefault(oid, {})[tab] = t_ms / 1000
-        event = self.waiting.get(oid)
-        if event is not None and len(self.seen[oid]) >= len(self.tabs):
-            event.set()
+        self.record(tab, int(order_id), t_ms / 1000)
+
+    def _capture(self, ws) -> None:
+        if not self.ws_url:
+            self.ws_url = ws.url
+            ws.on("framesent", self._first_connect)
+
+    def _first_connect(self, payload) -> None:
+        text = payload if isinstance(payload, str) else payload.decode()
+        if not self.ws_connect and text.startswith("40/_event,"):
+            self.ws_connect = text
 
     async def open(self, count: int) -> None:
         while len(self.tabs) < count:
             page = await self.context.new_page()
+            if not self.tabs:
+                page.on("websocket", self._capture)
             self.tabs.append(page)
             await page.goto(self.base + "/trader/orders/")
             shown = page.locator("#orders-history").or_(page.get_by_text("No orders match these filters."))
             await shown.first.wait_for(timeout=120_000)
 
+    async def open_raw(self, count: int, cookie: str) -> None:
+        """``count`` more clients that speak Reflex's websocket protocol themselves (no browser)."""
+        for _ in range(100):  # Playwright reports the first tab's frames asynchronously
+            if count == 0 or (self.ws_url and self.ws_connect):
+                break
+            await asyncio.sleep(0.1)
+        if count and not (self.ws_url and self.ws_connect):
+            raise RuntimeError("the first tab's websocket handshake was not captured")
+        while len(self.raw) < count:
+            client = RawClient(self, len(self.raw), cookie)
+            self.raw.append(client)
+            await client.start()
+
     async def wait_for(self, order_id: int, timeout: float) -> bool:
         event = self.waiting.setdefault(order_id, asyncio.Event())
-        if len(self.seen.get(order_id, {})) >= len(self.tabs):
+        if len(self.seen.get(order_id, {})) >= self.clients:
             return True
         try:
             await asyncio.wait_for(event.wait(), timeout)
             return True
         except TimeoutError:
             return False
+
+
+class RawClient:
+    """One more open Orders page without a browser: replays the first tab's socket.io handshake with a
+    fresh client token (so it is a client of its own: own state, own live task, own bus subscription),
+    answers pings, and records when a delta first lists an order as filled (received, not rendered)."""
+
+    def __init__(self, pages: Pages, index: int, cookie: str) -> None:
+        self.pages, self.key, self.cookie = pages, ("raw", index), cookie
+        self.task: asyncio.Task | None = None
+
+    async def start(self) -> None:
+        import urllib.parse
+
+        import websockets
+
+        old = urllib.parse.parse_qs(urllib.parse.urlsplit(self.pages.ws_url).query)["token"][0]
+        token = str(uuid.uuid4())
+        url = self.pages.ws_url.replace(old, token)
+        connect = self.pages.ws_connect.replace(old, token)
+        self.ws = await websockets.connect(url, additional_headers={"Cookie": self.cookie, "Origin": self.pages.base},
+                                           max_size=None, ping_interval=None)
+        self.task = asyncio.create_task(self._run(connect))
+
+    async def _run(self, connect: str) -> None:
+        async for message in self.ws:
+            t = time.time()
+            if message.startswith("0{"):
+                await self.ws.send(connect)
+            elif message == "2":
+                await self.ws.send("3")
+            elif message.startswith("42/_event,") and "rows_rx_state_" in message:
+                _name, update = json.loads(message[len("42/_event,"):])
+                for substate in update.get("delta", {}).values():
+                    for row in substate.get("rows_rx_state_", []):
+                        if row.get("status") == "filled":
+                            self.pages.record(self.key, int(row["id"]), t)
+
+    async def close(self) -> None:
+        if self.task:
+            self.task.cancel()
+        await self.ws.close()
 
 
 class Worker:
@@ -186,8 +267,9 @@ def pct(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[q - 1] if len(values) > 1 else values[0]
 
 
-async def measure(pages: Pages, worker: Worker, fills: int, start_n: int, gap: float) -> tuple[list, list, list, int]:
-    per_tab, slowest, ingest, missing = [], [], [], 0
+async def measure(pages: Pages, worker: Worker, fills: int, start_n: int, gap: float) -> dict:
+    """Per fill: latency on each Chromium tab, on each raw client, and on the slowest client of all."""
+    tabs, raw, slowest, ingest, missing = [], [], [], [], 0
     for n in range(start_n, start_n + fills):
         answer = await worker.fill(n)
         if len(answer["fills"]) != 1:
@@ -195,26 +277,35 @@ async def measure(pages: Pages, worker: Worker, fills: int, start_n: int, gap: f
         order_id, committed = answer["fills"][0]
         ingest.append(answer["ingest_ms"])
         if not await pages.wait_for(order_id, 20):
-            missing += len(pages.tabs) - len(pages.seen.get(order_id, {}))
-            print(f"   fill {n} (order {order_id}) not seen by {len(pages.tabs) - len(pages.seen.get(order_id, {}))} "
-                  f"page(s) within 20 s", flush=True)
-        got = [(t - committed) * 1000 for t in pages.seen.get(order_id, {}).values()]
-        per_tab.extend(got)
-        if len(got) == len(pages.tabs):
-            slowest.append(max(got))
+            lost = pages.clients - len(pages.seen.get(order_id, {}))
+            missing += lost
+            print(f"   fill {n} (order {order_id}) not seen by {lost} client(s) within 20 s", flush=True)
+        got = pages.seen.get(order_id, {})
+        tabs.extend((t - committed) * 1000 for key, t in got.items() if isinstance(key, int))
+        raw.extend((t - committed) * 1000 for key, t in got.items() if not isinstance(key, int))
+        if len(got) == pages.clients:
+            slowest.append(max((t - committed) * 1000 for t in got.values()))
+        if fills >= 50 and (n - start_n + 1) % 50 == 0:
+            print(f"   [{n - start_n + 1}/{fills} fills]", flush=True)
         await asyncio.sleep(gap)
-    return per_tab, slowest, ingest, missing
+    return {"tabs": tabs, "raw": raw, "slowest": slowest, "ingest": ingest, "missing": missing}
 
 
-def report(clients: int, fills: int, per_tab: list, slowest: list, ingest: list, missing: int) -> None:
-    print(f"clients={clients:>3}: {fills} fills, {len(per_tab)} page updates seen, {missing} not seen within 20 s")
-    if per_tab:
-        print(f"   commit -> visible, every page: p50 {pct(per_tab, 50):7.1f} ms   p95 {pct(per_tab, 95):7.1f} ms   "
-              f"max {max(per_tab):7.1f} ms   (target p95 < 100 ms)")
-    if clients > 1 and slowest:
-        print(f"   commit -> visible on the LAST page of each fill: p50 {pct(slowest, 50):7.1f} ms   "
-              f"p95 {pct(slowest, 95):7.1f} ms")
-    print(f"   worker: signal -> fill committed (ingest call) p50 {pct(ingest, 50):.1f} ms", flush=True)
+def line(label: str, values: list[float]) -> str:
+    return (f"   {label}: p50 {pct(values, 50):7.1f} ms   p95 {pct(values, 95):7.1f} ms   max {max(values):7.1f} ms"
+            f"   ({len(values)} samples)")
+
+
+def report(pages: Pages, fills: int, r: dict) -> None:
+    print(f"clients={pages.clients:>3} ({len(pages.tabs)} Chromium tab(s), {len(pages.raw)} raw websocket client(s)): "
+          f"{fills} fills, {r['missing']} client updates not seen within 20 s")
+    if r["tabs"]:
+        print(line("commit -> visible in Chromium (target p95 < 100 ms)", r["tabs"]))
+    if r["raw"]:
+        print(line("commit -> delta received by raw clients        ", r["raw"]))
+    if pages.clients > 1 and r["slowest"]:
+        print(line("commit -> on the LAST client of each fill       ", r["slowest"]))
+    print(f"   worker: signal -> fill committed (ingest call) p50 {pct(r['ingest'], 50):.1f} ms", flush=True)
 
 
 async def bench(args, env: dict[str, str], base: str, world) -> None:
@@ -245,15 +336,19 @@ async def bench(args, env: dict[str, str], base: str, world) -> None:
         try:
             for clients in args.clients:
                 t0 = time.monotonic()
-                await pages.open(clients)
-                print(f"[{clients} tab(s) open after {time.monotonic() - t0:.0f} s]", flush=True)
-                await measure(pages, worker, args.warmup, n, args.gap)  # every tab subscribed and warm
+                tabs = min(clients, args.tabs)
+                await pages.open(tabs)
+                await pages.open_raw(clients - tabs, f"{COOKIE_NAME}={token}")
+                print(f"[{pages.clients} client(s) open after {time.monotonic() - t0:.0f} s]", flush=True)
+                await measure(pages, worker, args.warmup, n, args.gap)  # every client subscribed and warm
                 n += args.warmup
                 results = await measure(pages, worker, args.fills, n, args.gap)
                 n += args.fills
-                report(clients, args.fills, *results)
+                report(pages, args.fills, results)
         finally:
             await worker.stop()
+            for client in pages.raw:
+                await client.close()
             await browser.close()
 
 
@@ -275,6 +370,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--fills", type=int, default=200)
     parser.add_argument("--clients", type=int, nargs="+", default=[1, 200])
+    parser.add_argument("--tabs", type=int, default=1,
+                        help="at most this many clients are Chromium tabs; the others are raw websocket clients")
     parser.add_argument("--warmup", type=int, default=4, help="fills before each measurement, not counted")
     parser.add_argument("--gap", type=float, default=0.1, help="seconds between one fill seen and the next")
     parser.add_argument("--renderers", type=int, default=4, help="Chromium renderer processes for the tabs")

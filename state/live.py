@@ -95,19 +95,22 @@ class LiveUpdates(rx.State, mixin=True):
     def _live_refresh(self, session: Session, user_id: int, orders: bool, portfolio: bool) -> None:
         raise NotImplementedError
 
-    def _live_apply(self, orders: bool, portfolio: bool) -> bool:
+    def _live_apply(self, user_id: int, orders: bool, portfolio: bool, check_session: bool = True) -> bool:
         """Reload inside ``async with self``; False when the session behind the cookie is gone.
 
-        The cookie is checked with ``user_for_token`` (two primary-key reads), not
-        ``_signed_in_user``, which also re-reads the navigation's display data: a push
-        must be cheap, and the navigation does not change because an order filled.
+        ``check_session``: the cookie is checked again (``user_for_token``, two primary-key
+        reads); the loop asks for it at most every ``CHECK_INTERVAL`` seconds, so a revoked
+        session stops getting pushes within that time while a burst of fills costs only the
+        page's own queries.  Not ``_signed_in_user``: that also re-reads the navigation's
+        display data, which does not change because an order filled.
         """
         with session_scope() as session:
-            user = auth_service.user_for_token(session, self.session_token)
-            if user is None:
-                return False
+            if check_session:
+                user = auth_service.user_for_token(session, self.session_token)
+                if user is None or user.id != user_id:
+                    return False
             if orders or portfolio:
-                self._live_refresh(session, user.id, orders, portfolio)
+                self._live_refresh(session, user_id, orders, portfolio)
         return True
 
     @rx.event(background=True)
@@ -124,7 +127,7 @@ class LiveUpdates(rx.State, mixin=True):
             page = self.router.url.path
         await self._live_loop(user_id, token, page, me)
 
-    async def _push(self, page: str, me: str, orders: bool, portfolio: bool) -> bool:
+    async def _push(self, page: str, me: str, user_id: int, orders: bool, portfolio: bool, check: bool) -> bool:
         """One reload under the state lock; False when this task must end.
 
         The database work runs in a worker thread while the lock is held: the
@@ -136,10 +139,10 @@ class LiveUpdates(rx.State, mixin=True):
         async with self:
             if self._live_owner != me or self.router.url.path != page:
                 return False
-            return await asyncio.to_thread(self._live_apply, orders, portfolio)
+            return await asyncio.to_thread(self._live_apply, user_id, orders, portfolio, check)
 
     async def _live_loop(self, user_id: int, token: str, page: str, me: str) -> None:
-        last_portfolio = 0.0
+        last_portfolio = checked = 0.0
         portfolio_due = orders_due = False
         wants_portfolio = self.live_portfolio
         try:
@@ -164,8 +167,9 @@ class LiveUpdates(rx.State, mixin=True):
                     refresh_portfolio = portfolio_due and now - last_portfolio >= PORTFOLIO_INTERVAL
                     if batch and not (orders_due or refresh_portfolio):
                         continue  # nothing this page shows changed: no lock, no query
+                    check = now - checked >= CHECK_INTERVAL
                     try:
-                        if not await self._push(page, me, orders_due, refresh_portfolio):
+                        if not await self._push(page, me, user_id, orders_due, refresh_portfolio, check):
                             return
                     except Exception:  # noqa: BLE001 - one failed push must not end the page's updates
                         log.warning("live update for %s on %s failed; retrying", token, page, exc_info=True)
@@ -173,6 +177,8 @@ class LiveUpdates(rx.State, mixin=True):
                             last_portfolio = now  # retried a throttle interval later, not in a tight loop
                         continue
                     orders_due = False
+                    if check:
+                        checked = now
                     if refresh_portfolio:
                         last_portfolio, portfolio_due = now, False
         finally:

@@ -196,21 +196,26 @@ def lock_for_placing(
 
 
 def insert_placed(conn: sa.Connection, new: list[BookOrder], changed: list[BookOrder], fills: list[BookFill],
-                  cash: Mapping[int, Decimal], now: datetime) -> set[int]:
+                  cash: Mapping[int, Decimal], now: datetime, *, commit: bool = False) -> set[int]:
     """Postgres: a placement's writes as ONE statement: the new orders (their ids drawn ahead by
     ``lock_for_placing``; ``ON CONFLICT DO NOTHING`` on the client order id), the changed orders, the
     fills (of the new orders that went in, or of existing ones) and the cash.  Returns the ids of the
     new orders that went in, and sets the fills' ids if all did.  If some did not (their client id
     exists already: a retry racing the first attempt) the caller must roll the transaction back: the
     cash was written as if they had.
+
+    ``commit``: the transaction's COMMIT goes in the same round trip (``pipeline.commit``), so the
+    transaction is over when this returns.  A client order id that exists already then cannot be
+    skipped (the cash would be committed with it): the INSERT has no ``ON CONFLICT`` and raises
+    ``IntegrityError``, nothing is committed, and the caller places again without ``commit``.
     """
     order_rows = [_order_values(o) | {"id": o.id, "created_at": now, "updated_at": now} for o in new]
     writes = Writes()
     writes.update(ORDERS, [{"id": o.id, "updated_at": now} | _changed_values(o) for o in changed])
     writes.update(ACCOUNTS, [{"id": account_id, "cash": value} for account_id, value in sorted(cash.items())])
     ctes, values = writes.ctes(conn)
-    order_sql, order_values = insert_sql(conn, ORDERS, order_rows, "o_", conflict=("paper_account_id", "client_order_id"),
-                                         returning=("id",))
+    order_sql, order_values = insert_sql(conn, ORDERS, order_rows, "o_", returning=("id",),
+                                         conflict=() if commit else ("paper_account_id", "client_order_id"))
     values.update(order_values)
     parts = [f"o AS ({order_sql})", *(f"w{i} AS ({cte})" for i, cte in enumerate(ctes))]
     selects = ["SELECT 0, id FROM o"]
@@ -221,7 +226,9 @@ def insert_placed(conn: sa.Connection, new: list[BookOrder], changed: list[BookO
         values.update(fill_values, f_existing=sorted({f.order_id for f in fills} - {o.id for o in new}))
         parts.append(f"f AS ({fill_sql})")
         selects.append("SELECT 1, id FROM f")
-    rows = conn.exec_driver_sql("WITH " + ", ".join(parts) + " " + " UNION ALL ".join(selects), values).all()
+    sql = "WITH " + ", ".join(parts) + " " + " UNION ALL ".join(selects)
+    done = pipeline.commit(conn, [(sql, values)]) if commit else None
+    rows = done[0] if done is not None else conn.exec_driver_sql(sql, values).all()
     inserted = {row[1] for row in rows if row[0] == 0}
     if len(inserted) == len(new):
         for fill, fill_id in zip(fills, sorted(row[1] for row in rows if row[0] == 1), strict=True):

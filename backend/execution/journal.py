@@ -117,7 +117,7 @@ class Journal:
             return
         last = self._last_statement(conn, durable, tail)
         late = [(pipeline.driver_sql(stmt, conn.dialect), params) for stmt, params in self._late]
-        if pipeline.commit(conn, ([last] if last is not None else []) + late):
+        if pipeline.commit(conn, ([last] if last is not None else []) + late) is not None:
             self._late = []
         else:
             if last is not None:

@@ -233,6 +233,17 @@ def _assemble(results: dict[str, list[dict[str, Any]]], with_orders: bool) -> Fa
     return data
 
 
-def _part(row: dict[str, Any], table: str) -> dict[str, Any]:
-    prefix = table + "_"
-    return {k[len(prefix):]: v for k, v in row.items() if k.startswith(prefix)}
+class _Part:
+    """One table's columns of a joined row (``<table>_<column>`` keys), read by column name by ``Row``."""
+
+    __slots__ = ("row", "prefix")
+
+    def __init__(self, row: dict[str, Any], prefix: str) -> None:
+        self.row, self.prefix = row, prefix
+
+    def __getitem__(self, column: str) -> Any:
+        return self.row[self.prefix + column]
+
+
+def _part(row: dict[str, Any], table: str) -> _Part:
+    return _Part(row, table + "_")

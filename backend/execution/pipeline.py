@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from datetime import datetime, timezone
+from datetime import timezone
 from typing import Any
 
 import psycopg
@@ -68,33 +68,36 @@ def read(conn: sa.Connection, statements: Sequence[tuple[str, dict[str, Any]]]) 
     sent += len(statements)
     for listener in listeners:
         listener(conn, len(statements))
-    return [[_utc_row(row) for row in cursor.fetchall()] for cursor in cursors]
+    return [_utc_rows(cursor) for cursor in cursors]
 
 
-def commit(conn: sa.Connection, statements: Sequence[tuple[str, dict[str, Any]]]) -> bool:
-    """Send ``statements`` (driver syntax; their rows are not read) and COMMIT in one round trip.
+def commit(conn: sa.Connection, statements: Sequence[tuple[str, dict[str, Any]]]) -> list[list[tuple]] | None:
+    """Send ``statements`` (driver syntax) and COMMIT in one round trip; their rows, as ``read`` gives them.
 
-    Returns False, having sent nothing, where unsupported or outside a transaction: the caller then
-    runs them and commits the usual way.  After True the database transaction is over; the caller
+    Returns None, having sent nothing, where unsupported or outside a transaction: the caller then
+    runs them and commits the usual way.  Otherwise the database transaction is over; the caller
     still ends its SQLAlchemy transaction (``Session.commit``), which finds nothing left to send.  A
     failing statement raises ``sqlalchemy.exc.DBAPIError`` (as SQLAlchemy's own execution would) with
-    nothing committed.
+    nothing committed: the server skips the rest of the pipeline, the COMMIT included.
     """
     global sent
     if not available(conn) or not conn.in_transaction():
-        return False
+        return None
     raw = conn.connection.driver_connection
+    cursors = []
     try:
         with raw.pipeline():
             for sql, params in statements:
-                raw.cursor().execute(sql, params)
+                cursor = raw.cursor()
+                cursor.execute(sql, params)
+                cursors.append(cursor)
             raw.commit()
     except psycopg.Error as exc:
         raise _wrapped(conn, statements, exc) from exc
     sent += len(statements)
     for listener in listeners:  # ``committed``: the (then empty) commit SQLAlchemy goes through next sends nothing
         listener(conn, len(statements), committed=True)
-    return True
+    return [_utc_rows(cursor) if cursor.description else [] for cursor in cursors]
 
 
 _DRIVER_SQL: dict[tuple[int, str], tuple[Any, str]] = {}
@@ -122,10 +125,23 @@ def _wrapped(conn: sa.Connection, statements: Sequence[tuple[str, dict[str, Any]
     return sa.exc.DBAPIError.instance(sql, None, exc, psycopg.Error, dialect=conn.dialect)
 
 
-def _utc_row(row: tuple) -> tuple:
-    if any(isinstance(v, datetime) for v in row):
-        return tuple(v.astimezone(timezone.utc) if isinstance(v, datetime) and v.tzinfo else v for v in row)
-    return row
+_TIMESTAMPTZ = 1184  # pg_type oid of timestamptz: the only columns psycopg returns tz-aware datetimes for
+
+
+def _utc_rows(cursor: psycopg.Cursor) -> list[tuple]:
+    """The cursor's rows, timestamptz values turned to UTC (the columns are found once, not per value)."""
+    rows = cursor.fetchall()
+    stamps = [i for i, column in enumerate(cursor.description or ()) if column.type_code == _TIMESTAMPTZ]
+    if not stamps or not rows:
+        return rows
+    out = []
+    for row in rows:
+        values = list(row)
+        for i in stamps:
+            if values[i] is not None:
+                values[i] = values[i].astimezone(timezone.utc)
+        out.append(tuple(values))
+    return out
 
 
 def columns(table: sa.Table, alias: str) -> str:

@@ -137,6 +137,20 @@ async def test_the_same_client_order_id_places_one_order(engine):
     assert (await broker.account()).cash == D("100000") - 2 * D("1000")
 
 
+async def test_a_placement_on_postgres_takes_two_round_trips_its_commit_included(pg_engine):
+    from backend.execution.seeding import StatementCounter
+
+    broker = make_broker(pg_engine)
+    await broker.set_quote("AAPL", D("100"))
+    await broker.place_order(order("warm"))  # opens the account's books
+    counter = StatementCounter(pg_engine)
+    placed = await broker.place_order(order("fresh"))
+    assert placed.status == "filled" and len(placed.fills) == 1
+    assert counter.round_trips == 2  # [BEGIN, lock, draw ids] then [writes, COMMIT]
+    assert (await broker.place_order(order("fresh"))) == placed  # a re-send: the stored order, nothing doubled
+    assert paper_rows(pg_engine) == 2 and (await broker.account()).cash == D("100000") - 2 * D("1000")
+
+
 async def test_a_rejected_order_is_stored_and_a_retry_returns_it(engine):
     broker = make_broker(engine, starting_cash=D("1000"), slippage_bps=D("5"))
     await broker.set_quote("AAPL", D("100"))

@@ -94,7 +94,7 @@ async def test_portfolio_refresh_is_throttled_to_one_per_second(monkeypatch, bus
         router = type("R", (), {"url": type("U", (), {"path": ""})()})()
         _push = live.LiveUpdates._push
 
-        def _live_apply(self, orders, portfolio):
+        def _live_apply(self, user_id, orders, portfolio, check_session=True):
             calls.append((orders, portfolio))
             return True
 
@@ -124,7 +124,7 @@ async def test_a_newer_task_for_the_same_client_ends_the_older_one(bus):
         router = type("R", (), {"url": type("U", (), {"path": "/trader"})()})()
         _push = live.LiveUpdates._push
 
-        def _live_apply(self, orders, portfolio):
+        def _live_apply(self, user_id, orders, portfolio, check_session=True):
             calls.append(self._live_owner)
             return True
 
@@ -140,7 +140,10 @@ async def test_a_newer_task_for_the_same_client_ends_the_older_one(bus):
     assert state._live_owner == "new"  # the old task does not release the new one's claim
 
 
-async def test_a_revoked_session_gets_no_more_pushes(engine, settings_env, bus):
+async def test_a_revoked_session_gets_no_more_pushes(engine, settings_env, bus, monkeypatch):
+    """The cookie is re-checked at most every CHECK_INTERVAL seconds: within that, a revoked session's
+    task ends and reloads nothing more."""
+    monkeypatch.setattr(live, "CHECK_INTERVAL", 0.2)
     settings_env(DATABASE_URL=engine.url.render_as_string(hide_password=False))
     seed_demo(engine)
     with Session(engine) as s:
@@ -157,6 +160,7 @@ async def test_a_revoked_session_gets_no_more_pushes(engine, settings_env, bus):
         assert auth.revoke(s, state.session_token)
         s.commit()
     state.latest_orders = []
+    await asyncio.sleep(0.3)
     bus.publish(user_topic(alex_id), {"type": "order.updated"})
     await asyncio.wait_for(task, 2)  # the task ends: the cookie no longer names a session
     assert state.latest_orders == []
@@ -172,7 +176,7 @@ async def test_a_failed_push_is_retried_and_the_task_keeps_running(bus):
         router = type("R", (), {"url": type("U", (), {"path": ""})()})()
         _push = live.LiveUpdates._push
 
-        def _live_apply(self, orders, portfolio):
+        def _live_apply(self, user_id, orders, portfolio, check_session=True):
             calls.append((orders, portfolio))
             if len(calls) == 1:
                 raise RuntimeError("Lock expired")
