@@ -16,8 +16,10 @@ The start-up time (frontend build included) is written to
 
 from __future__ import annotations
 
+import json
 import os
 import time
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -78,9 +80,9 @@ def app_backend(request) -> Iterator[tuple[str, dict[str, str]]]:
         bus.flushdb()
     except (sa.exc.OperationalError, redis.exceptions.ConnectionError) as exc:
         pytest.fail(f"the Postgres + Redis browser tests need both services: {exc}", pytrace=False)
+    url = sa.engine.make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
     try:
-        yield request.param, {"database_url": sa.engine.make_url(PG_ADMIN_URL).set(database=name).render_as_string(
-            hide_password=False), "redis_url": E2E_REDIS_URL}
+        yield request.param, {"database_url": url, "redis_url": E2E_REDIS_URL}
     finally:
         with admin.connect() as conn:
             conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
@@ -108,6 +110,10 @@ def live_app(tmp_path_factory, live_app_port, discord_oauth, app_backend) -> Ite
         with _as_failure():
             wait_until_up(base, proc, log_path, START_TIMEOUT)
         elapsed = time.monotonic() - started
+        ready = json.loads(urllib.request.urlopen(f"{base}/readyz", timeout=10).read())
+        # the app itself says which stores it uses (a Postgres run that fell back to SQLite would
+        # also show an empty world: the pages' demo data is only in the database prepared here)
+        assert ready["database"] == "ok" and ready["redis"] == ("ok" if stores else "not configured"), ready
         with (ARTIFACTS / "e2e-timings.txt").open("a") as timings:
             timings.write(f"{backend}: app start incl. frontend build: {elapsed:.1f} s\n")
         print(f"\n[e2e] {backend} app up on {base} after {elapsed:.1f} s (frontend build included)")
