@@ -11,7 +11,12 @@ socket is down first tries one reconnect, then raises it.
 
 IB has no client order id: ours travels in ``Order.orderRef`` and is how
 orders are found again (``place_order`` returns the existing trade with the
-same ref instead of sending a second order).  Refusals arrive asynchronously
+same ref instead of sending a second order).  A new connection (a restart,
+or the reconciler's own client id) learns earlier orders from the gateway's
+books: open orders of every client (``openOrder``) and today's completed
+ones (``completedOrder``, which has no orderId or price: those come from
+the order's executions).  An order made in TWS by hand has no orderRef and
+goes by IB's permanent id (``permId``).  Refusals arrive asynchronously
 (error 201 after ``placeOrder``); ``place_order`` waits ``ack_timeout`` for the
 gateway's first answer and raises the translated error if it was a refusal,
 or a temporary error if no answer came (the retry finds the same trade).  An
@@ -83,6 +88,12 @@ def _dec(value: float | int | None) -> Decimal:
 
 def _price(value: float) -> Decimal | None:
     return Decimal(str(value)) if value == value and value > 0 else None  # IB's "unset" is NaN, "none" is -1
+
+
+def _ref(order) -> str:
+    """The name an order goes by: our client order id (``orderRef``), else IB's permanent id (an order made in
+    TWS by hand has no orderRef, and orderId 0 for every API client but 0)."""
+    return order.orderRef or str(order.permId or order.orderId)
 
 
 def _rejection(trade: Trade) -> tuple[int, str] | None:
@@ -262,8 +273,8 @@ class IbkrAdapter(BrokerAdapter):
                               price_tick=_dec(d.minTick) if d.minTick else None, fractional=False)
 
     # --- orders -------------------------------------------------------------------------------
-    def _trade(self, client_order_id: str) -> Trade | None:
-        matches = [t for t in self._ib.trades() if t.order.orderRef == client_order_id]
+    def _trade(self, client_order_id: str, trades: list[Trade] | None = None) -> Trade | None:
+        matches = [t for t in (self._ib.trades() if trades is None else trades) if _ref(t.order) == client_order_id]
         return matches[-1] if matches else None
 
     def _order(self, r: OrderRequest, action: str, qty: float):
@@ -357,13 +368,30 @@ class IbkrAdapter(BrokerAdapter):
     async def order_status(self, client_order_id: str) -> OrderSnapshot:
         await self._ready()
         trade = self._trade(client_order_id)
-        if trade is None:  # placed by an earlier connection: ask the gateway for its order book
-            await self._wait(self._ib.reqAllOpenOrdersAsync(), "open orders")
-            await self._wait(self._ib.reqCompletedOrdersAsync(False), "completed orders")
-            trade = self._trade(client_order_id)
+        if trade is None or (not trade.isDone() and trade.order.clientId != self.client_id):
+            trade = await self._from_the_books(client_order_id)
         if trade is None:
             raise OrderNotFound(f"Interactive Brokers has no order with reference {client_order_id}.")
         return self._snapshot(trade)
+
+    async def _from_the_books(self, client_order_id: str) -> Trade | None:
+        """The gateway's own books: every client's open orders, then today's completed orders.
+
+        Needed for an order placed by an earlier connection or by another client
+        id (the reconciliation session): IB tells only the placing client about
+        an order's progress, and ib_async does not update a trade it already
+        holds from a completedOrder, so the answers are read, not the cache.  A
+        completedOrder has no price: that comes from the order's executions,
+        asked for when this session has not seen them.
+        """
+        found = self._trade(client_order_id, await self._wait(self._ib.reqAllOpenOrdersAsync(), "open orders"))
+        if found is None:
+            completed = await self._wait(self._ib.reqCompletedOrdersAsync(False), "completed orders")
+            found = self._trade(client_order_id, completed)
+            done = found.order.filledQuantity if found is not None else 0
+            if 0 < done < UNSET_DOUBLE and not self._fills_of(found):  # filled since this session's startup
+                await self._wait(self._ib.reqExecutionsAsync(), "executions")
+        return found
 
     async def cancel_order(self, client_order_id: str) -> OrderSnapshot:
         snapshot = await self.order_status(client_order_id)
@@ -412,13 +440,20 @@ class IbkrAdapter(BrokerAdapter):
         for f in sorted(fills, key=lambda f: f.execution.time):
             if f.execution.time < utc:
                 continue
-            ref = f.execution.orderRef or self._ref_of(f.execution.orderId)
+            ref = f.execution.orderRef or self._ref_of(f.execution)
             out.append((ref, self._venue_fill(known.get(f.execution.execId, f))))
         return out
 
-    def _ref_of(self, order_id: int) -> str:
-        trade = next((t for t in self._ib.trades() if t.order.orderId == order_id), None)
-        return trade.order.orderRef if trade and trade.order.orderRef else str(order_id)
+    def _ref_of(self, execution) -> str:
+        trade = self._ib.wrapper.permId2Trade.get(execution.permId) or next(
+            (t for t in self._ib.trades() if t.order.orderId == execution.orderId > 0), None)
+        return _ref(trade.order) if trade else str(execution.permId or execution.orderId)
+
+    def _fills_of(self, trade: Trade) -> list:
+        """The trade's executions; for an order of an earlier session, those the gateway reported (by permId)."""
+        if trade.fills or not trade.order.permId:
+            return trade.fills
+        return [f for f in self._ib.fills() if f.execution.permId == trade.order.permId]
 
     @staticmethod
     def _venue_fill(f) -> VenueFill:
@@ -426,11 +461,19 @@ class IbkrAdapter(BrokerAdapter):
                          fee=_dec(f.commissionReport.commission), filled_at=f.execution.time.astimezone(timezone.utc))
 
     def _snapshot(self, trade: Trade) -> OrderSnapshot:
+        """Our view of a trade.  A completedOrder (an order of an earlier session) carries neither an orderId
+        nor an average price, only the filled quantity: both are taken from its executions."""
         st = trade.orderStatus
         filled = _dec(st.filled)
         done = trade.order.filledQuantity  # a completed order of an earlier session carries its fill here
         if not filled and done == done and 0 < done < UNSET_DOUBLE:
             filled = _dec(done)
+        fills = self._fills_of(trade)
+        avg = _price(st.avgFillPrice) if filled else None
+        if filled and avg is None and fills:
+            avg = (sum((_dec(f.execution.shares) * _dec(f.execution.price) for f in fills), Decimal(0))
+                   / sum((_dec(f.execution.shares) for f in fills), Decimal(0)))
+        order_id = trade.order.orderId or next((f.execution.orderId for f in fills if f.execution.orderId > 0), 0)
         status = _STATUS.get(st.status, "submitted")
         rejection = _rejection(trade)
         reason = None
@@ -441,11 +484,11 @@ class IbkrAdapter(BrokerAdapter):
             status = "partially_filled"
         c = trade.contract
         return OrderSnapshot(
-            client_order_id=trade.order.orderRef or str(trade.order.orderId), broker_order_id=str(trade.order.orderId),
+            client_order_id=_ref(trade.order), broker_order_id=str(order_id or trade.order.permId),
             symbol=c.symbol if c.secType == "STK" else (c.localSymbol or c.symbol),
             side="buy" if trade.order.action == "BUY" else "sell", quantity=_dec(trade.order.totalQuantity),
-            status=status, filled_quantity=filled, avg_fill_price=_dec(st.avgFillPrice) if filled else None,
-            fills=tuple(self._venue_fill(f) for f in trade.fills), reject_reason=reason,
+            status=status, filled_quantity=filled, avg_fill_price=avg,
+            fills=tuple(self._venue_fill(f) for f in fills), reject_reason=reason,
         )
 
     async def close(self) -> None:

@@ -15,10 +15,9 @@ market for a limit order to rest) and to do (play the venue's side):
 * ``fill_resting(client_order_id)`` -> the venue fills a resting order.
 
 Real adapters talk to their loopback fake; the paper broker talks to a
-database (SQLite file or Postgres).  The IB fake does not encode the
-``openOrder``/``completedOrder`` messages a new gateway session learns
-earlier orders from, so ``restart`` feeds them to ib_async's wrapper (its
-decoder's output) when the gateway is asked for them.
+database (SQLite file or Postgres).  After an IB ``restart`` the new
+ib_async client learns the earlier orders from the fake gateway's
+``openOrder`` / ``completedOrder`` messages, as from a real one.
 """
 
 from __future__ import annotations
@@ -242,10 +241,8 @@ async def _ibkr(kind, request, tmp_path):
         gateway.silent = set()
         await gateway.answer_held()
 
-    async def restart():
-        adapter = await venue.swap(build())
-        _feed_earlier_orders(gateway, adapter)
-        return adapter
+    async def restart():  # the new ib_async client learns earlier orders from the gateway's openOrder messages
+        return await venue.swap(build())
 
     async def fill_resting(cid):
         await gateway.push_fill(next(o.order_id for o in gateway.orders.values() if o.order_ref == cid))
@@ -256,33 +253,3 @@ async def _ibkr(kind, request, tmp_path):
         yield venue
     finally:
         await gateway.stop()
-
-
-def _feed_earlier_orders(gateway: FakeIbGateway, adapter) -> None:
-    """Stand in for the openOrder (5) / completedOrder (101) messages the fake does not encode."""
-    from ib_async import LimitOrder, MarketOrder, OrderState, Stock, StopOrder
-
-    def ib_order(o):
-        common = dict(orderId=o.order_id, clientId=o.client_id, permId=o.perm_id, orderRef=o.order_ref,
-                      filledQuantity=float(o.filled))
-        if o.order_type == "LMT":
-            return LimitOrder(o.action, float(o.quantity), float(o.limit_price), **common)
-        if o.order_type == "STP":
-            return StopOrder(o.action, float(o.quantity), float(o.aux_price), **common)
-        return MarketOrder(o.action, float(o.quantity), **common)
-
-    def contract(o):
-        return Stock(o.symbol, "SMART", "USD", conId=int(gateway.contracts[o.symbol]["conId"]))
-
-    def open_orders():
-        for o in gateway.orders.values():
-            if o.status in ("Submitted", "PreSubmitted"):
-                adapter._ib.wrapper.openOrder(o.order_id, contract(o), ib_order(o), OrderState(status=o.status))
-
-    def completed():
-        for o in gateway.orders.values():
-            if o.status in ("Filled", "Cancelled"):
-                adapter._ib.wrapper.completedOrder(contract(o), ib_order(o), OrderState(status=o.status))
-
-    gateway.hooks[5] = gateway.hooks[16] = open_orders
-    gateway.hooks[99] = completed

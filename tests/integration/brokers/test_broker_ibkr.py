@@ -1,10 +1,9 @@
 """IbkrAdapter with the real ib_async client against a loopback IB Gateway (TWS API socket protocol).
 
 End-to-end over the socket: connecting, orders and their status, fills,
-refusals and the gateway dropping or losing its IBKR session.  Orders that
-a NEW connection learns about through ``openOrder``/``completedOrder``
-messages (which the fake does not encode) are tested at ib_async's own
-seam: the wrapper callbacks those messages are decoded into.
+refusals and the gateway dropping or losing its IBKR session, and what a
+NEW connection (a restart, or another client id) learns about earlier
+orders from the gateway's ``openOrder`` / ``completedOrder`` messages.
 """
 
 from __future__ import annotations
@@ -14,7 +13,7 @@ from datetime import date, timedelta
 from decimal import Decimal
 
 import pytest
-from ib_async import LimitOrder, MarketOrder, OrderState, Stock, Trade
+from ib_async import MarketOrder, Stock, Trade
 from ib_async.order import OrderStatus, TradeLogEntry
 
 from backend.brokers import registry
@@ -283,20 +282,70 @@ async def test_registry_builds_it_from_base_url(ib):
     await built.close()
 
 
-# --- seams: what the socket fake does not encode ------------------------------------------------
-async def test_orders_of_an_earlier_session_are_found_through_open_and_completed_order_callbacks(ib):
-    """A new connection learns earlier orders from openOrder/completedOrder; feed the wrapper as the decoder would."""
+# --- a NEW connection learns earlier orders from openOrder (5) / completedOrder (101) -------------
+async def _earlier_session(gateway: FakeIbGateway) -> dict[str, str]:
+    """Client 7 places a resting limit, a filled market order and a bracket whose legs rest, then goes away."""
+    first = build(gateway)
+    placed_ids = {
+        "old-open": (await first.place_order(req("old-open", quantity=Decimal("5"), order_type="limit",
+                                                 limit_price=Decimal("150")))).broker_order_id,
+        "old-done": (await first.place_order(req("old-done", side="sell", quantity=Decimal("2")))).broker_order_id,
+        "old-br": (await first.place_order(req("old-br", bracket=BracketSpec(
+            stop_loss=Decimal("180.5"), take_profits=((Decimal("200"), Decimal("10")),))))).broker_order_id,
+    }
+    await first.close()
+    return placed_ids
+
+
+async def test_the_same_client_after_a_restart_reads_its_open_orders_from_open_order_messages(ib):
     gateway, adapter = ib
-    contract = Stock("AAPL", "SMART", "USD", conId=265598)
-    resting = LimitOrder("BUY", 5, 150.0, orderId=41, clientId=3, permId=777001, orderRef="old-open")
-    done = MarketOrder("SELL", 2, orderId=40, clientId=3, permId=777000, orderRef="old-done")
-    # message 5 at startup, message 101 in answer to reqCompletedOrders (99)
-    gateway.hooks[5] = lambda: adapter._ib.wrapper.openOrder(41, contract, resting, OrderState(status="Submitted"))
-    gateway.hooks[99] = lambda: adapter._ib.wrapper.completedOrder(contract, done, OrderState(status="Filled"))
-    await adapter.validate()
-    assert [(o.client_order_id, o.status) for o in await adapter.open_orders()] == [("old-open", "submitted")]
-    assert (await adapter.order_status("old-done")).status == "filled"
-    assert (await adapter.order_status("old-open")).broker_order_id == "41"
+    placed_ids = await _earlier_session(gateway)
+    await adapter.validate()                        # a NEW ib_async client, same client id: startup reqOpenOrders
+    assert {(o.client_order_id, o.status, o.quantity) for o in await adapter.open_orders()} == {
+        ("old-open", "submitted", Decimal("5")), ("old-br-tp1", "submitted", Decimal("10")),
+        ("old-br-sl", "submitted", Decimal("10"))}
+    # what the decoder made of the messages: type, prices, TIF and the bracket link came over the wire
+    wire = {t.order.orderRef: t.order for t in adapter._ib.openTrades()}
+    assert (wire["old-open"].orderType, wire["old-open"].lmtPrice, wire["old-open"].tif) == ("LMT", 150.0, "DAY")
+    assert (wire["old-br-sl"].orderType, wire["old-br-sl"].auxPrice, wire["old-br-sl"].tif) == ("STP", 180.5, "GTC")
+    assert wire["old-br-sl"].parentId == wire["old-br-tp1"].parentId == int(placed_ids["old-br"])
+    done = await adapter.order_status("old-done")  # from the startup completedOrder: no orderId in it
+    assert (done.status, done.side, done.filled_quantity, done.avg_fill_price, done.broker_order_id) == (
+        "filled", "sell", Decimal("2"), Decimal("190.12"), placed_ids["old-done"])
+    assert [f.fee for f in done.fills] == [Decimal("1")]
+    await gateway.push_fill(int(placed_ids["old-open"]))        # the gateway tells the placing client
+    assert (await adapter.order_status("old-open")).status == "filled"
+
+
+async def test_another_client_finds_earlier_orders_through_all_open_orders_and_completed_orders(ib):
+    gateway, _ = ib
+    placed_ids = await _earlier_session(gateway)
+    other = build(gateway, client_id=8)
+    try:
+        assert await other.open_orders() == []      # reqOpenOrders answers only client 8's own orders
+        resting = await other.order_status("old-open")
+        assert (resting.status, resting.broker_order_id, resting.quantity) == (
+            "submitted", placed_ids["old-open"], Decimal("5"))
+        assert (await other.order_status("old-br")).status == "filled"
+        await gateway.push_fill(int(placed_ids["old-open"]))   # heard by client 7 only, not by this session
+        now = await other.order_status("old-open")       # so the gateway's books are asked again
+        assert (now.status, now.filled_quantity, now.avg_fill_price) == ("filled", Decimal("5"), Decimal("150"))
+        with pytest.raises(OrderNotFound):
+            await other.order_status("never-placed")
+    finally:
+        await other.close()
+    sent = [f for f in gateway.received if f[0] in ("16", "99")]
+    assert {f[0] for f in sent} == {"16", "99"}
+
+
+async def test_an_order_made_in_tws_by_hand_is_named_by_its_perm_id(ib):
+    gateway, adapter = ib
+    start = utcnow() - timedelta(seconds=2)
+    manual = await gateway.trade_by_hand("MSFT", "BUY", Decimal("3"))
+    [(ref, fill)] = await adapter.fills_since(start)
+    assert (ref, fill.quantity, fill.price) == (str(manual.perm_id), Decimal("3"), Decimal("420.5"))
+    snap = await adapter.order_status(ref)
+    assert (snap.symbol, snap.side, snap.status, snap.avg_fill_price) == ("MSFT", "buy", "filled", Decimal("420.5"))
 
 
 def test_a_cancel_caused_by_a_gateway_error_reads_as_rejected_with_the_reason():
