@@ -12,8 +12,13 @@ retry of 429s (the engine backs off instead, and the rate limiter keeps us
 well under Alpaca's 200 requests/minute).
 
 Brackets: Alpaca holds ONE take-profit and one stop per bracket
-(``max_bracket_take_profits = 1``); ladders of several take-profits are
-managed by the engine as separate orders.  A replaced order gets a new id at
+(``max_bracket_take_profits = 1``), and shares held by an open sell order
+are not available to another one (``exits_reserve_quantity``: a target
+placed beside a full-size stop is refused with 403 "insufficient qty
+available").  A ladder of several take-profits therefore goes out as one
+bracket per target (the engine splits the entry, ``brackets.add_slices``):
+each slice's stop and target share the slice's shares, and Alpaca cancels
+the slice's other leg when one fills.  A replaced order gets a new id at
 Alpaca; we always report it under the client order id the engine chose by
 following ``replaced_by`` / ``replaces`` links.
 
@@ -154,6 +159,7 @@ class AlpacaAdapter(BrokerAdapter):
         replace_order=True,
         max_requests_per_minute=half_of(ALPACA_PUBLISHED_PER_MINUTE),
         max_bracket_take_profits=1,
+        exits_reserve_quantity=True,  # shares held by an open sell are not available to another (HTTP 403)
     )
     max_bracket_take_profits = capabilities.max_bracket_take_profits
 

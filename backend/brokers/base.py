@@ -31,7 +31,10 @@ class Capabilities:
     asset_classes: frozenset[str] = frozenset({"stock"})
     order_types: frozenset[str] = frozenset({"market", "limit"})
     native_brackets: bool = False   # venue holds stop + take-profit attached to the entry
-    max_bracket_take_profits: int | None = None  # None = any ladder; 1 = one TP (engine manages the rest)
+    max_bracket_take_profits: int | None = None  # None = any ladder; 1 = one TP per bracket
+    # Open exit orders hold the position's quantity (Alpaca): a sell beside a full-size stop is refused, so
+    # a ladder longer than a bracket holds goes out as one bracket per target (``split_ladder``).
+    exits_reserve_quantity: bool = False
     native_oco: bool = False
     fractional: bool = False
     short_selling: bool = False
@@ -39,6 +42,16 @@ class Capabilities:
     max_requests_per_minute: int | None = None
     session_status: bool = False    # a long-lived session whose ``status()`` can change between calls (IBKR)
     in_process: bool = False        # the venue runs inside the product (paper): no network to time out or throttle
+
+    def split_ladder(self, targets: int) -> bool:
+        """Whether a ladder of ``targets`` take-profits must go out as one bracket per target.
+
+        Where open exits hold quantity, engine-placed targets beside a venue-held
+        stop would be refused (the stop holds every share); one bracket per
+        target lets each slice's stop and target share the slice's quantity.
+        """
+        return (self.native_brackets and self.exits_reserve_quantity and self.max_bracket_take_profits is not None
+                and targets > self.max_bracket_take_profits)
 
 
 @dataclass(frozen=True)

@@ -82,16 +82,21 @@ class Adapters:
                 pass
 
 
-def accounts_that_replace(adapters: Adapters, accounts) -> set[int]:
-    """Ids of the accounts whose venue amends orders in place (``capabilities.replace_order``)."""
+def accounts_where(adapters: Adapters, accounts, test) -> set[int]:
+    """Ids of the accounts whose venue's capabilities pass ``test``; an account without an adapter does not."""
     found = set()
     for account in accounts:
         try:
-            if adapters.get(account).capabilities.replace_order:
+            if test(adapters.get(account).capabilities):
                 found.add(account.id)
         except TradeExecutorError:
-            pass  # no adapter here: cancel + replace is the safe default
+            pass  # no adapter here: the default (cancel + replace, an unsplit ladder) is the safe one
     return found
+
+
+def accounts_that_replace(adapters: Adapters, accounts) -> set[int]:
+    """Ids of the accounts whose venue amends orders in place (``capabilities.replace_order``)."""
+    return accounts_where(adapters, accounts, lambda caps: caps.replace_order)
 
 
 def venue_key(account: BrokerAccount) -> tuple[str, str | None, bool]:

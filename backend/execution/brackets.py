@@ -28,6 +28,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from decimal import Decimal
 
+import sqlalchemy as sa
 from sqlmodel import Session, select
 
 from backend.db.models import Order, Position
@@ -42,8 +43,11 @@ ZERO = Decimal(0)
 
 
 def add_children(plan: Plan, entry, *, stop: Decimal | None, targets: Sequence[tuple[Decimal, Decimal]],
-                 signal_id: int, now: datetime) -> None:
-    """Queue the stop and the take-profit ladder of ``entry`` (an Intent) in ``plan``."""
+                 signal_id: int, now: datetime, tp_leg: str | None = None) -> None:
+    """Queue the stop and the take-profit ladder of ``entry`` (an Intent) in ``plan``.
+
+    ``tp_leg``: the leg of a slice's single target (``add_slices``), named ``<entry>-tp1`` whatever its leg.
+    """
     f = entry.fields
     common = dict(user_id=f["user_id"], broker_account_id=f["broker_account_id"], symbol=f["symbol"],
                   asset_class=f["asset_class"], side=opposite(f["side"]), signal_id=signal_id,
@@ -55,10 +59,34 @@ def add_children(plan: Plan, entry, *, stop: Decimal | None, targets: Sequence[t
                               order_type="stop", stop_price=stop, quantity=f["quantity"], **common),
                  parent=entry, wait_for=entry)
     for n, (price, qty) in enumerate(targets, start=1):
-        leg = legs.tp_leg(n)
-        plan.add(order_fields(client_order_id=child_order_id(f["client_order_id"], leg), leg=leg,
+        leg = tp_leg or legs.tp_leg(n)
+        plan.add(order_fields(client_order_id=child_order_id(f["client_order_id"], legs.tp_leg(n)), leg=leg,
                               order_type="limit", limit_price=price, quantity=qty, **common),
                  parent=entry, wait_for=entry)
+
+
+def add_slices(plan: Plan, entry, *, stop: Decimal | None, targets: Sequence[tuple[Decimal, Decimal]],
+               signal_id: int, now: datetime) -> list:
+    """One bracket per target: ``entry`` (an Intent) becomes slice 1, each other target gets an entry of its own.
+
+    For venues whose open exits hold quantity (``capabilities.split_ladder``):
+    slice ``n`` is an entry of the target's quantity with a stop (at the
+    signal's stop) and that one take-profit, sent as one native bracket, so
+    the venue holds every leg and each slice's stop shares its quantity with
+    its target.  The target keeps its place in the ladder as its leg
+    (``tpN``) and takes the client id the venue reports a bracket's
+    take-profit under (``<slice entry>-tp1``).  ``targets`` are whole units
+    (``intents.whole_step``) and add up to at most the approved size.
+    """
+    slices = []
+    for n, (price, qty) in enumerate(targets, start=1):
+        cid = legs.slice_order_id(entry.client_order_id, n)
+        part = entry if n == 1 else plan.add(dict(entry.fields, client_order_id=cid), wait_for=entry.wait_for)
+        part.fields["quantity"] = qty
+        add_children(plan, part, stop=stop, targets=[(price, qty)], signal_id=signal_id, now=now,
+                     tp_leg=legs.tp_leg(n))
+        slices.append(part)
+    return slices
 
 
 def cancel_or_queue(session: Session, order: Order, journal: Journal, *, now: datetime, reason: str,
@@ -208,6 +236,7 @@ def rebalance(session: Session, positions: Iterable[Position], journal: Journal,
         key = (child.broker_account_id, order_position_key(child))
         if key in touched and child.parent_order_id not in unfilled:
             groups[key]["stop" if child.leg == legs.STOP else "tp"].append(child)
+    left = bracket_left(session, [c for kinds in groups.values() for cs in kinds.values() for c in cs], held)
     for key, kinds in groups.items():
         pos = touched[key]
         size = abs(pos.quantity)
@@ -221,19 +250,59 @@ def rebalance(session: Session, positions: Iterable[Position], journal: Journal,
                                     else "The position changed side.")
                 else:
                     live.append(order)
-            excess = sum((o.quantity - o.filled_quantity for o in live), ZERO) - size
-            for order in live:
-                if excess <= 0:
-                    break
-                remaining = order.quantity - order.filled_quantity
-                if remaining <= excess:
-                    cancel_or_queue(session, order, journal, now=now, venue_cancels=venue_cancels,
-                                    reason="Not needed: the position is already smaller.")
-                else:
-                    change_order(plan, journal, order, now=now, replaceable=replaceable, tag="resize",
-                                 quantity=order.filled_quantity + remaining - excess)
-                excess -= remaining
+            _trim(plan, session, journal, live, size, left, now=now, venue_cancels=venue_cancels,
+                  replaceable=replaceable)
     return plan
+
+
+def _trim(plan: Plan, session: Session, journal: Journal, live: list[Order], size: Decimal,
+          left: dict[int, Decimal], *, now: datetime, venue_cancels: set[int], replaceable) -> None:
+    """Cut ``live`` (one kind, newest first) to what its own bracket still holds, then to the position."""
+    want = {o.id: o.quantity - o.filled_quantity for o in live}
+    spent = set()
+    for o in live:
+        if o.parent_order_id in left and left[o.parent_order_id] < want[o.id]:
+            want[o.id] = max(left[o.parent_order_id], ZERO)
+            spent.add(o.id)
+    excess = sum(want.values(), ZERO) - size
+    for o in live:
+        if excess <= 0:
+            break
+        cut = min(want[o.id], excess)
+        want[o.id] -= cut
+        excess -= cut
+    for o in live:
+        remaining = o.quantity - o.filled_quantity
+        if want[o.id] <= 0:
+            reason = ("Its bracket's other leg filled: nothing left for it to cover." if o.id in spent
+                      else "Not needed: the position is already smaller.")
+            cancel_or_queue(session, o, journal, now=now, venue_cancels=venue_cancels, reason=reason)
+        elif want[o.id] < remaining:
+            change_order(plan, journal, o, now=now, replaceable=replaceable, tag="resize",
+                         quantity=o.filled_quantity + want[o.id])
+
+
+def bracket_left(session: Session, children: list[Order], held: dict[int, Order]) -> dict[int, Decimal]:
+    """Entry id -> what its bracket still covers: the entry's fill less what its children have filled.
+
+    A child never covers more than its own bracket holds: when a venue holds one
+    bracket per target (``brackets.add_slices``) a target's fill ends that
+    slice (the venue cancels the slice's stop) and leaves the other slices'
+    stops whole, which a trim by position alone would get wrong.  Read only
+    when a child of these entries has filled (an entry's own fill changes nothing here).
+    """
+    parents = {c.parent_order_id for c in children if c.parent_order_id}
+    if not any(o.parent_order_id in parents and legs.is_child(o.leg) and o.filled_quantity > 0
+               for o in held.values()):
+        return {}
+    rows = {r.id: r for r in session.exec(select(Order.id, Order.parent_order_id, Order.leg, Order.filled_quantity)
+                                          .where(sa.or_(Order.id.in_(parents), Order.parent_order_id.in_(parents))))}
+    filled = {i: (held[i].filled_quantity if i in held else r.filled_quantity) for i, r in rows.items()}
+    out = {p: filled[p] for p in parents if p in filled}
+    for i, r in rows.items():
+        if r.parent_order_id in out and legs.is_child(r.leg):
+            out[r.parent_order_id] -= filled[i]
+    return out
 
 
 def replacement_fields(old: Order, quantity: Decimal, *, now: datetime, stop_price: Decimal | None = None,

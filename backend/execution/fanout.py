@@ -41,8 +41,8 @@ from backend.db.types import utcnow
 from backend.errors import ValidationError
 from backend.execution import intents as legs
 from backend.execution.accounts import fetch_missing_equity, load_books, snapshot
-from backend.execution.adapters import Adapters, MarketData, accounts_that_replace
-from backend.execution.brackets import add_children
+from backend.execution.adapters import Adapters, MarketData, accounts_that_replace, accounts_where
+from backend.execution.brackets import add_children, add_slices
 from backend.execution.ids import IdPool, draw_ids
 from backend.execution.commands import open_orders, plan_cancel, plan_close, plan_flatten, plan_modify
 from backend.execution.crash_hook import crash_point
@@ -51,7 +51,7 @@ from backend.execution.decisions import (
     set_state, write_decisions,
 )
 from backend.execution.intake import DISPATCHED, RECEIVED, REJECTED, STALE, notify_followers
-from backend.execution.intents import client_order_id, opposite, position_key, split_take_profits
+from backend.execution.intents import client_order_id, opposite, position_key, round_down, split_take_profits, whole_step
 from backend.execution import loading
 from backend.execution.journal import Journal
 from backend.execution.planner import Plan, order_fields
@@ -123,9 +123,11 @@ async def fan_out(engine: sa.Engine, signal_id: int, *, adapters: Adapters, now:
 
 
 def legs_per_follower(parsed: Any) -> int:
-    """Orders one follower's plan may create at most, beyond flattens and replacements: an entry, a
-    reversing close, a stop and the take-profits (or a single close)."""
-    return 3 + len(parsed.take_profits)
+    """Orders one follower's plan may create at most, beyond flattens and replacements: a reversing
+    close, then an entry, a stop and the take-profits, or one entry and stop per target when the
+    venue takes the ladder as one bracket per target (``brackets.add_slices``)."""
+    targets = len(parsed.take_profits)
+    return 1 + max(2 + targets, 3 * targets)
 
 
 def reserve_for(parsed: Any, data: loading.FanoutData) -> dict[str, int]:
@@ -209,8 +211,10 @@ async def _decide_and_plan(session: Session, journal: Journal, signal_id: int, s
     dispatch.approved = sum(1 for fl in followers if fl.decision.approved and fl.decision_id)
     replaceable = accounts_that_replace(adapters, [fl.account for fl in followers if fl.account is not None]) \
         if parsed.action == "modify" else set()
+    splitting = accounts_that_split(adapters, [fl.account for fl in followers if fl.account is not None],
+                                    len(parsed.take_profits)) if parsed.action == "open" else set()
     plan, orders = _plan_orders(session, journal, signal_id, source, parsed, followers, books, by_user, now,
-                                replaceable, found.open_orders)
+                                replaceable, found.open_orders, splitting)
     dispatch.submit_ids = plan.write(session, journal, audit=False, ids=ids)
     audit_decisions(journal, signal_id, source, followers, plan)
     dispatch.orders = plan.orders()
@@ -228,7 +232,7 @@ async def _decide_and_plan(session: Session, journal: Journal, signal_id: int, s
 
 def _plan_orders(session: Session, journal: Journal, signal_id: int, source: Any, parsed: Any,
                  followers: list[Follower], books: dict, by_user: dict, now: datetime, replaceable: set[int],
-                 read: dict[int, list] | None) -> tuple[Plan, dict[int, list]]:
+                 read: dict[int, list] | None, splitting: set[int] = frozenset()) -> tuple[Plan, dict[int, list]]:
     """The plan, and the open orders it looked at (by account; ``read``: those ``loading`` read already)."""
     plan = Plan()
     decided = [fl for fl in followers if fl.decision_id is not None and fl.account is not None]
@@ -256,7 +260,8 @@ def _plan_orders(session: Session, journal: Journal, signal_id: int, source: Any
         if not d.approved:
             continue
         if parsed.action == "open":
-            _plan_open(plan, session, journal, signal_id, source, parsed, fl, position, orders[account.id], now)
+            _plan_open(plan, session, journal, signal_id, source, parsed, fl, position, orders[account.id], now,
+                       split=account.id in splitting)
         elif parsed.action == "close" and position is not None:
             limit = parsed.entry_prices[0] if parsed.order_type == "limit" and parsed.entry_prices else None
             plan_close(plan, session, journal, position=position, quantity=d.quantity, orders=orders[account.id],
@@ -273,7 +278,7 @@ def _plan_orders(session: Session, journal: Journal, signal_id: int, source: Any
 
 
 def _plan_open(plan: Plan, session: Session, journal: Journal, signal_id: int, source: Any, parsed: Any,
-               fl: Follower, position: Any, orders: list, now: datetime) -> None:
+               fl: Follower, position: Any, orders: list, now: datetime, split: bool = False) -> None:
     d, uid, account = fl.decision, fl.follow.follower_id, fl.account
     side = d.side or parsed.side
     reverse = None
@@ -292,9 +297,22 @@ def _plan_open(plan: Plan, session: Session, journal: Journal, signal_id: int, s
         strike=parsed.strike, expiry=parsed.expiry), wait_for=reverse)
     tick = fl.rules.price_tick if fl.rules else None
     prices = [round_price(p, tick, opposite(side)) for p in parsed.take_profits]
-    targets = split_take_profits(d.quantity, prices, effective_step(fl.rules) if fl.rules else None,
-                                 allocation_for(fl.follow, source))
+    step = effective_step(fl.rules) if fl.rules else None
+    if split and round_down(d.quantity, whole_step(step)) > 0:
+        # One bracket per target, in whole units: each slice rounded down, the rest to the last, so the
+        # slices add up to the approved size less any fraction (never more).
+        step = whole_step(step)
+        targets = split_take_profits(round_down(d.quantity, step), prices, step, allocation_for(fl.follow, source))
+        add_slices(plan, entry, stop=d.stop_price, targets=targets, signal_id=signal_id, now=now)
+        return
+    targets = split_take_profits(d.quantity, prices, step, allocation_for(fl.follow, source))
     add_children(plan, entry, stop=d.stop_price, targets=targets, signal_id=signal_id, now=now)
+
+
+def accounts_that_split(adapters: Adapters, accounts, targets: int) -> set[int]:
+    """Ids of the accounts whose venue takes a ladder of ``targets`` only as one bracket per target
+    (``capabilities.split_ladder``)."""
+    return accounts_where(adapters, accounts, lambda caps: caps.split_ladder(targets)) if targets > 1 else set()
 
 
 def allocation_for(follow: Any, source: Any) -> list[Decimal] | None:

@@ -74,6 +74,20 @@ def child_order_id(entry_client_order_id: str, leg: str) -> str:
     return f"{entry_client_order_id}-{'sl' if leg == STOP else leg}"
 
 
+def slice_order_id(entry_client_order_id: str, n: int) -> str:
+    """The entry of slice ``n`` of a ladder split into one bracket per target (``brackets.add_slices``).
+
+    Slice 1 is the entry itself (so a one-target signal keeps its id); the others are derived from it,
+    hence from the signal, the follower and the slice: a re-run writes the same ids, never new orders.
+    """
+    return entry_client_order_id if n == 1 else client_order_id(entry_client_order_id, n, ENTRY)
+
+
+def whole_step(step: Decimal | None) -> Decimal:
+    """The step of a bracket slice: whole units at least (Alpaca brackets take whole shares only)."""
+    return step if step is not None and step >= 1 else Decimal(1)
+
+
 def contract_multiplier(asset_class: str) -> Decimal:
     return Decimal(100) if asset_class == "option" else Decimal(1)
 

@@ -25,8 +25,11 @@ Venue-native brackets: an entry goes out with a ``BracketSpec`` built from
 its stop/take-profit rows, which then become ``submitted`` with it (the
 venue holds them).  A ladder longer than the venue's bracket holds
 (``capabilities.max_bracket_take_profits``) goes out as a stop-only OTO
-and the engine manages the targets (``held_by_venue``).  Elsewhere the
-children wait for the entry (``brackets``).
+and the engine manages the targets (``held_by_venue``), except where open
+exits hold quantity (``capabilities.split_ladder``, Alpaca): there the
+fan-out has already split the entry into one bracket per target
+(``brackets.add_slices``), each of which fits the venue's bracket whole.
+Elsewhere the children wait for the entry (``brackets``).
 """
 
 from __future__ import annotations

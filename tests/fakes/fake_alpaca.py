@@ -14,6 +14,23 @@ patches the account payload (``{"trading_blocked": True}``).
 Bracket legs are made as Alpaca makes them: ids and client ids of Alpaca's
 own, the entry's ``order_class``, listed flat unless ``nested=true`` (also on
 ``GET /v2/orders/{id}``); ``POST`` and the by-client-id lookup show them nested.
+The legs of one bracket are one-cancels-other: when one fills, the venue
+cancels the others (``AlpacaBook.fill``).
+
+Quantity held by open orders: Alpaca does not let open exit orders promise
+more shares than the position holds.  A sell (or a buy to cover) whose size
+is more than the position less what open orders on the same side already
+hold is refused with HTTP 403 ``{"code": 40310000, "message": "insufficient
+qty available for order (requested: 5, available: 0)"}``; the legs of one
+bracket hold their quantity once between them (the largest open leg), since
+only one of them can fill.  What this relies on: Alpaca's "Orders at Alpaca"
+page (docs.alpaca.markets/docs/orders-at-alpaca) says sells that close a
+position are checked against the position, not buying power, and its
+positions carry ``qty_available`` (the position less what open orders
+hold); the exact body is the one Alpaca answered our production account
+with (code 40310000, the message above).  The docs do not spell that
+message out, so its wording here is the observed one.  Orders that open or
+add to a position (no position on the other side) are not checked here.
 
 Market data (the SDK's data clients on the same host, as a proxy would serve
 them): ``/v2/stocks/{trades,quotes}/latest`` and
@@ -44,11 +61,47 @@ def _iso(dt) -> str | None:
     return dt.isoformat().replace("+00:00", "Z") if dt else None
 
 
+class AlpacaBook(VenueBook):
+    """The shared book plus what Alpaca does with a bracket's legs: one fills, the others are cancelled."""
+
+    def fill(self, order_id, quantity=None, price=None):
+        done = super().fill(order_id, quantity, price)
+        order = self.get(order_id)
+        if order.parent_id and order.status == "filled":
+            for sibling in self.get(order.parent_id).legs:
+                if sibling is not order and sibling.is_open:
+                    sibling.status, sibling.updated_at = "cancelled", done.at
+        return done
+
+    def held_for_orders(self, symbol: str, side: str, *, excluding: str | None = None) -> Decimal:
+        """Shares open orders on ``side`` hold: each order its remainder, a bracket's legs their largest once.
+
+        ``excluding``: an order being replaced; its bracket's legs are left out with it.
+        """
+        skip = None
+        if excluding is not None:
+            skip = self.get(excluding).parent_id or excluding
+        by_group: dict[str, Decimal] = {}
+        for o in self.orders.values():
+            group = o.parent_id or o.order_id
+            if o.symbol != symbol or o.side != side or o.status not in ("open", "partially_filled") or group == skip:
+                continue
+            by_group[group] = max(by_group.get(group, Decimal("0")), o.remaining)
+        return sum(by_group.values(), Decimal("0"))
+
+    def available_to_close(self, symbol: str, side: str, *, excluding: str | None = None) -> Decimal | None:
+        """What a ``side`` order may still take from the position it closes; None if it closes nothing."""
+        held, _ = self.positions.get(symbol, (Decimal("0"), Decimal("0")))
+        if held == 0 or (held > 0) == (side == "buy"):
+            return None
+        return max(abs(held) - self.held_for_orders(symbol, side, excluding=excluding), Decimal("0"))
+
+
 class FakeAlpaca:
     def __init__(self, *, api_key: str = "PKTESTKEY", api_secret: str = "test-secret", book: VenueBook | None = None):
         self.api_key = api_key
         self.api_secret = api_secret
-        self.book = book or VenueBook(
+        self.book = book or AlpacaBook(
             {"AAPL": Decimal("190.12"), "SPY": Decimal("530.5"), "AAPL250620C00200000": Decimal("3.10")},
             cash=Decimal("100000"),
             rules={"AAPL": SymbolRule(min_quantity=Decimal("0.0001")), "SPY": SymbolRule(min_quantity=Decimal("0.0001"))},
@@ -62,6 +115,7 @@ class FakeAlpaca:
         self.no_trades: set[str] = set()
         self.no_quotes: set[str] = set()
         self.requests: list[tuple[str, str, dict]] = []
+        self.refused: list[dict] = []  # the "insufficient qty available" refusals answered, their bodies
 
     # --- plumbing ------------------------------------------------------------
     def error(self, kind: str, **fields) -> web.Response:
@@ -69,6 +123,18 @@ class FakeAlpaca:
         body = json.loads(json.dumps(spec["body"]).replace("{symbol}", fields.get("symbol", "")).replace(
             "{minimum}", fields.get("minimum", "")))
         return web.json_response(body, status=spec["status"])
+
+    def insufficient_qty(self, requested: Decimal, available: Decimal) -> web.Response:
+        """Alpaca's refusal of an exit bigger than the shares left free by open orders."""
+        body = {"code": 40310000, "message": f"insufficient qty available for order "
+                f"(requested: {fmt(requested)}, available: {fmt(available)})"}
+        self.refused.append(body)
+        return web.json_response(body, status=403)
+
+    def _over_position(self, symbol: str, side: str, qty: Decimal, excluding: str | None = None):
+        check = getattr(self.book, "available_to_close", None)
+        available = check(symbol, side, excluding=excluding) if check else None
+        return self.insufficient_qty(qty, available) if available is not None and qty > available else None
 
     @web.middleware
     async def _middleware(self, request: web.Request, handler):
@@ -184,6 +250,9 @@ class FakeAlpaca:
         if OCC_OPTION.match(symbol) and not self.market_open and b.get("type") == "market":
             return self.error("market_closed")
         order = self._book_order(b, b.get("client_order_id") or str(uuid.uuid4()))
+        refused = self._over_position(symbol, order.side, order.quantity) if order.quantity else None
+        if refused is not None and self.book.by_client_id(order.client_id) is None:
+            return refused
         legs = []
         if b.get("order_class") in ("bracket", "oto", "oco"):
             order.order_class = b["order_class"]
@@ -248,6 +317,10 @@ class FakeAlpaca:
         if not old.is_open:
             return self.error("not_cancelable")
         b = await request.json()
+        if b.get("qty") and old.status != "held":
+            refused = self._over_position(old.symbol, old.side, Decimal(str(b["qty"])), excluding=old.order_id)
+            if refused is not None:
+                return refused
         new = BookOrder(
             self.book.new_order_id(), b.get("client_order_id") or str(uuid.uuid4()), old.symbol, old.side,
             old.order_type, Decimal(str(b["qty"])) if b.get("qty") else old.quantity,
@@ -271,7 +344,9 @@ class FakeAlpaca:
         for symbol, (qty, avg) in self.book.positions.items():
             d = load_fixture("alpaca", "position.json")
             price = self.book.prices[symbol]
-            d.update(symbol=symbol, qty=fmt(qty), qty_available=fmt(qty), avg_entry_price=fmt(avg),
+            free = self.book.available_to_close(symbol, "sell" if qty > 0 else "buy")
+            d.update(symbol=symbol, qty=fmt(qty), qty_available=fmt(free if qty > 0 else -free),
+                     avg_entry_price=fmt(avg),
                      side="long" if qty > 0 else "short", current_price=fmt(price),
                      market_value=fmt(qty * price), cost_basis=fmt(qty * avg))
             out.append(d)

@@ -70,6 +70,36 @@ async def test_market_order_is_acknowledged_and_filled(venue):
     assert (await adapter.order_status("mkt-1")).broker_order_id == snap.broker_order_id
 
 
+async def test_a_sell_beside_a_full_size_stop_is_refused_for_want_of_free_shares(venue):
+    """The old ladder design at Alpaca: a stop-only OTO holds every share, so a separate target is refused."""
+    fake, adapter, _ = venue
+    await adapter.place_order(req("oto-1", quantity=Decimal("10"), bracket=BracketSpec(stop_loss=Decimal("180"))))
+    with pytest.raises(InsufficientFunds, match=r"insufficient qty available for order \(requested: 5, available: 0\)"):
+        await adapter.place_order(req("tp-alone", side="sell", quantity=Decimal("5"), order_type="limit",
+                                      limit_price=Decimal("200")))
+    assert fake.requests[-1][1] == "/v2/orders" and fake.book.by_client_id("tp-alone") is None
+    [position] = [p for p in await adapter.positions()]
+    assert position.quantity == Decimal("10")
+
+
+async def test_one_bracket_per_target_shares_each_slice_between_its_legs(venue):
+    """Three brackets of 5/3/2: each stop shares its slice with its target; a target's fill cancels its stop only."""
+    fake, adapter, _ = venue
+    for n, (qty, tp) in enumerate([(Decimal(5), Decimal(200)), (Decimal(3), Decimal(205)), (Decimal(2), Decimal(210))]):
+        spec = BracketSpec(stop_loss=Decimal("180"), take_profits=((tp, qty),))
+        await adapter.place_order(req(f"slice-{n}", quantity=qty, bracket=spec))
+    assert fake.book.available_to_close("AAPL", "sell") == 0
+    legs = {o.client_order_id: o for o in await adapter.open_orders()}
+    assert sorted(legs) == sorted(f"slice-{n}-{leg}" for n in range(3) for leg in ("sl", "tp1"))
+    tp1 = fake.book.get(legs["slice-0-tp1"].broker_order_id)
+    fake.book.fill(tp1.order_id)
+    assert (await adapter.order_status("slice-0-sl")).status == "cancelled"
+    assert {o.client_order_id for o in await adapter.open_orders()} == {f"slice-{n}-{leg}" for n in (1, 2)
+                                                                       for leg in ("sl", "tp1")}
+    moved = await adapter.replace_order("slice-1-sl", stop_price=Decimal("190.12"))
+    assert moved.status == "submitted" and fake.book.available_to_close("AAPL", "sell") == 0
+
+
 async def test_fractional_quantity_goes_through(venue):
     _, adapter, _ = venue
     snap = await adapter.place_order(req(quantity=Decimal("0.5")))

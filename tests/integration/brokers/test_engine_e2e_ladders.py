@@ -1,15 +1,24 @@
 """Take-profit ladders at venues whose native bracket holds ONE take-profit (Alpaca, IBKR).
 
-``capabilities.max_bracket_take_profits == 1``: the entry goes out as a
-stop-only OTO (the venue holds the stop), the engine places the targets as
-separate limit orders once the entry fills, and every target fill shrinks
-the venue's stop to what is left, until the last one closes the position
-and the stop is cancelled.  The real SDKs talk to their loopback fakes; the
-targets are filled one after the other the way the venue would fill them.
+``capabilities.max_bracket_take_profits == 1``.
+
+* IBKR: the entry goes out as a stop-only OTO (the venue holds the stop),
+  the engine places the targets as separate limit orders once the entry
+  fills, and every target fill shrinks the venue's stop to what is left,
+  until the last one closes the position and the stop is cancelled.
+* Alpaca (``exits_reserve_quantity``): open sells hold their shares, so
+  targets beside a full-size stop are refused (403 "insufficient qty
+  available", which the fake now answers); the ladder goes out as one
+  bracket per target instead (``brackets.add_slices``), each slice's stop
+  sharing its quantity with its target.
+
+The real SDKs talk to their loopback fakes; the targets are filled one after
+the other the way the venue would fill them.
 """
 
 from __future__ import annotations
 
+import uuid
 from decimal import Decimal as D
 
 import pytest
@@ -135,22 +144,100 @@ class IbVenue:
         return self.gateway.positions.get("AAPL", (D(0), D(0)))[0]
 
 
-@pytest.mark.parametrize("ladder", sorted(LADDERS))
-async def test_an_alpaca_ladder_fills_target_by_target_under_a_shrinking_stop(engine, ladder):
-    text, size, targets = LADDERS[ladder]
+def by_cid(engine) -> dict[str, Order]:
+    with Session(engine) as s:
+        return {o.client_order_id: o for o in s.exec(select(Order).order_by(Order.id))}
+
+
+def legs_of(fake: FakeAlpaca, entry_cid: str) -> dict[str, object]:
+    """The live venue legs of one slice's bracket, by type (a replaced leg followed to its replacement)."""
+    out = {}
+    for leg in fake.book.by_client_id(entry_cid).legs:
+        while leg.replaced_by:
+            leg = fake.book.get(leg.replaced_by)
+        out[leg.order_type] = leg
+    return out
+
+
+async def test_an_alpaca_ladder_goes_out_as_one_bracket_per_target(engine):
+    """50/30/20 of 10 shares: three brackets of 5/3/2; TP1 ends its slice only; breakeven; close-all."""
     with Session(engine, expire_on_commit=False) as s:
-        world = seed_world(s, profile={"sizing_value": size})
-    fake = FakeAlpaca(api_key="PKLADDER0001", api_secret="ladder-secret")
-    async with serve(fake.app()) as url:
+        world = seed_world(s, profile={"sizing_value": D(10)})
+        s.get(Follow, world.follows[0].id).tp_allocation = ["50", "30", "20"]
+        s.commit()
+    fake = FakeAlpaca(api_key=f"PKL{uuid.uuid4().hex[:13].upper()}", api_secret="ladder-secret")
+    async with serve(fake.app()) as url:  # the account's rate bucket is made by the first adapter: unthrottled
         account = await connect_account(engine, world.followers[0].id, "alpaca", "Alpaca paper",
-                                        {"api_key": fake.api_key, "api_secret": fake.api_secret}, base_url=url)
+                                        {"api_key": fake.api_key, "api_secret": fake.api_secret}, base_url=url,
+                                        adapter_options={"requests_per_minute": 100_000})
         await _follow(engine, world, account["id"])
+        user = world.followers[0].id
         adapters = Adapters(engine, provider=build_provider(options={"alpaca": {"requests_per_minute": 100_000}}))
         try:
-            await _run_ladder(engine, world, adapters, text, size, targets, AlpacaVenue(fake))
+            result = await trading.ingest_discord_message(
+                channel_id=world.source.discord_channel_id, message_id="ladder-3", sent_at=utcnow(),
+                content="Buy AAPL 191 SL 180 TP 200 TP 205 TP 210", engine=engine, adapters=adapters)
+            assert (result["approved"], result["orders_submitted"]) == (1, 3)  # three entries, legs held with them
+            with Session(engine) as s:
+                orders = s.exec(select(Order).order_by(Order.id)).all()
+            entries = [o for o in orders if o.leg == "entry"]
+            assert [(e.status, e.quantity, e.filled_quantity) for e in entries] == \
+                [("filled", D(5), D(5)), ("filled", D(3), D(3)), ("filled", D(2), D(2))]
+            assert len({e.client_order_id for e in entries}) == 3
+            kids = {(o.parent_order_id, o.leg): o for o in orders if o.leg != "entry"}
+            for n, (entry, price) in enumerate(zip(entries, (D(200), D(205), D(210))), start=1):
+                stop, tp = kids[(entry.id, "stop")], kids[(entry.id, f"tp{n}")]
+                assert (stop.status, stop.quantity, stop.stop_price) == ("submitted", entry.quantity, D(180))
+                assert (tp.status, tp.quantity, tp.limit_price) == ("submitted", entry.quantity, price)
+                assert (stop.client_order_id, tp.client_order_id) == (f"{entry.client_order_id}-sl",
+                                                                      f"{entry.client_order_id}-tp1")
+                venue = fake.book.by_client_id(entry.client_order_id)
+                assert venue.order_class == "bracket" and venue.quantity == entry.quantity
+                assert {k: (v.quantity, v.limit_price or v.stop_price, v.status)
+                        for k, v in legs_of(fake, entry.client_order_id).items()} == \
+                    {"limit": (entry.quantity, price, "open"), "stop": (entry.quantity, D(180), "open")}
+            assert held(engine) == fake.book.positions["AAPL"][0] == D(10)
+            assert fake.book.available_to_close("AAPL", "sell") == 0  # every share is held by a slice
+
+            # TP1 fills at the venue: Alpaca cancels slice 1's stop; slices 2 and 3 keep both legs whole.
+            first, second, third = entries
+            fake.book.fill(legs_of(fake, first.client_order_id)["limit"].order_id)
+            await recover(engine, adapters)
+            now = by_cid(engine)
+            assert now[f"{first.client_order_id}-tp1"].status == "filled"
+            assert now[f"{first.client_order_id}-sl"].status == "cancelled"
+            for e in (second, third):
+                assert [(now[f"{e.client_order_id}-{x}"].status, now[f"{e.client_order_id}-{x}"].quantity)
+                        for x in ("sl", "tp1")] == [("submitted", e.quantity)] * 2
+                assert {v.status for v in legs_of(fake, e.client_order_id).values()} == {"open"}
+            assert held(engine) == fake.book.positions["AAPL"][0] == D(5)
+            with Session(engine) as s:
+                pos = s.exec(select(Position)).one()
+                assert (pos.avg_price, pos.realized_pnl) == (D("190.12"), (D(200) - D("190.12")) * 5)
+
+            # Stop to breakeven: each remaining slice's stop leg is replaced at the venue.
+            moved = await trading.move_stop(user, account["id"], "AAPL", engine=engine, adapters=adapters)
+            assert moved["orders_changed"] == 2
+            for e in (second, third):
+                stop = legs_of(fake, e.client_order_id)["stop"]
+                assert (stop.stop_price, stop.quantity, stop.status) == (D("190.12"), e.quantity, "open")
+                row = by_cid(engine)[f"{e.client_order_id}-sl"]
+                assert (row.status, row.stop_price) == ("submitted", D("190.12"))
+
+            # Close-all: the slices' legs are cancelled first, then one market sell of what is left.
+            closed = await trading.close_position(user, account["id"], "AAPL", engine=engine, adapters=adapters)
+            [close] = closed["orders"]
+            assert (close["status"], close["filled_quantity"]) == ("filled", D(5))
+            final = by_cid(engine)
+            for e in (second, third):
+                assert {final[f"{e.client_order_id}-{x}"].status for x in ("sl", "tp1")} == {"cancelled"}
+                assert {v.status for v in legs_of(fake, e.client_order_id).values()} == {"cancelled"}
+            assert held(engine) == D(0) and "AAPL" not in fake.book.positions
+            assert not [o for o in final.values() if o.status in ("rejected", "failed")]
         finally:
             await adapters.aclose()
-    assert not [r for r in fake.requests if r[0] == "POST" and r[2].get("order_class") == "bracket"]
+    assert fake.refused == []  # no 403 "insufficient qty available" anywhere
+    assert all(isinstance(o.quantity, D) for o in final.values())
 
 
 @pytest.mark.parametrize("ladder", sorted(LADDERS))
