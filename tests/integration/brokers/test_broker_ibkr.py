@@ -284,7 +284,8 @@ async def test_registry_builds_it_from_base_url(ib):
 
 # --- a NEW connection learns earlier orders from openOrder (5) / completedOrder (101) -------------
 async def _earlier_session(gateway: FakeIbGateway) -> dict[str, str]:
-    """Client 7 places a resting limit, a filled market order and a bracket whose legs rest, then goes away."""
+    """Client 7 places a resting limit, a filled market order, a bracket whose legs rest and a limit it cancels,
+    then goes away."""
     first = build(gateway)
     placed_ids = {
         "old-open": (await first.place_order(req("old-open", quantity=Decimal("5"), order_type="limit",
@@ -293,6 +294,8 @@ async def _earlier_session(gateway: FakeIbGateway) -> dict[str, str]:
         "old-br": (await first.place_order(req("old-br", bracket=BracketSpec(
             stop_loss=Decimal("180.5"), take_profits=((Decimal("200"), Decimal("10")),))))).broker_order_id,
     }
+    await first.place_order(req("old-gone", order_type="limit", limit_price=Decimal("140")))
+    await first.cancel_order("old-gone")
     await first.close()
     return placed_ids
 
@@ -327,6 +330,8 @@ async def test_another_client_finds_earlier_orders_through_all_open_orders_and_c
         assert (resting.status, resting.broker_order_id, resting.quantity) == (
             "submitted", placed_ids["old-open"], Decimal("5"))
         assert (await other.order_status("old-br")).status == "filled"
+        gone = await other.order_status("old-gone")       # a completedOrder with status Cancelled
+        assert (gone.status, gone.filled_quantity, gone.reject_reason) == ("cancelled", Decimal("0"), None)
         await gateway.push_fill(int(placed_ids["old-open"]))   # heard by client 7 only, not by this session
         now = await other.order_status("old-open")       # so the gateway's books are asked again
         assert (now.status, now.filled_quantity, now.avg_fill_price) == ("filled", Decimal("5"), Decimal("150"))
