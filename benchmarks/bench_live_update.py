@@ -27,6 +27,12 @@ clients (``RawClient``: they replay the first tab's socket.io handshake with
 a fresh token and record when a delta lists the order as filled, i.e.
 received, not rendered).  ``--tabs 200`` opens 200 real tabs: on a 2-core
 machine that measures mostly the renderers' contention.  Target: p95 < 100 ms.
+
+``--audience others``: the clients beyond the Chromium tabs are signed in as
+OTHER members (one session each) with their own Orders page open and no
+fills of their own: 200 connected clients, each fill pushed only to the
+member it belongs to.  ``--audience same`` (the default) is the fan-out
+worst case above: every client is the member whose order fills.
 """
 
 from __future__ import annotations
@@ -117,12 +123,16 @@ async def worker(channel_id: str, account_id: int) -> None:
 class Pages:
     """Chromium tabs on the Orders page; ``seen[order_id][tab]`` = when the tab showed it filled."""
 
-    def __init__(self, context, base: str) -> None:
+    def __init__(self, context, base: str, cookie_name: str, session_token: str) -> None:
         self.context, self.base = context, base
+        self.cookie_name, self.session_token = cookie_name, session_token  # the tabs' member
         self.tabs: list = []
         self.raw: list[RawClient] = []
         self.seen: dict[int, dict[object, float]] = {}
         self.waiting: dict[int, asyncio.Event] = {}
+        self.bystanders = 0  # raw clients of other members: they are not expected to see the fills
+        self.leaks = 0       # filled rows a bystander received: must stay 0
+        self.loaded: set = set()  # bystanders whose own (signed-in) Orders page arrived
         self.ws_url = ""
         self.ws_connect = ""  # the CONNECT packet (its auth carries the hydrate event) the first tab sent
 
@@ -130,11 +140,16 @@ class Pages:
     def clients(self) -> int:
         return len(self.tabs) + len(self.raw)
 
+    @property
+    def audience(self) -> int:
+        """The clients each fill must reach (the filling member's own)."""
+        return self.clients - self.bystanders
+
     def record(self, key: object, order_id: int, t: float) -> None:
         got = self.seen.setdefault(order_id, {})
         got.setdefault(key, t)
         event = self.waiting.get(order_id)
-        if event is not None and len(got) >= self.clients:
+        if event is not None and len(got) >= self.audience:
             event.set()
 
     async def install(self) -> None:
@@ -165,22 +180,26 @@ class Pages:
             shown = page.locator("#orders-history").or_(page.get_by_text("No orders match these filters."))
             await shown.first.wait_for(timeout=120_000)
 
-    async def open_raw(self, count: int, cookie: str) -> None:
-        """``count`` more clients that speak Reflex's websocket protocol themselves (no browser)."""
+    async def open_raw(self, count: int, tokens: list[str], *, bystanders: bool = False) -> None:
+        """``count`` more clients that speak Reflex's websocket protocol themselves (no browser), the
+        n-th signed in with the session ``tokens[n % len(tokens)]``; ``bystanders``: other members'."""
         for _ in range(100):  # Playwright reports the first tab's frames asynchronously
             if count == 0 or (self.ws_url and self.ws_connect):
                 break
             await asyncio.sleep(0.1)
         if count and not (self.ws_url and self.ws_connect):
             raise RuntimeError("the first tab's websocket handshake was not captured")
-        while len(self.raw) < count:
-            client = RawClient(self, len(self.raw), cookie)
+        opened = 0
+        while opened < count:
+            client = RawClient(self, len(self.raw), tokens[len(self.raw) % len(tokens)], bystander=bystanders)
             self.raw.append(client)
             await client.start()
+            opened += 1
+            self.bystanders += bystanders
 
     async def wait_for(self, order_id: int, timeout: float) -> bool:
         event = self.waiting.setdefault(order_id, asyncio.Event())
-        if len(self.seen.get(order_id, {})) >= self.clients:
+        if len(self.seen.get(order_id, {})) >= self.audience:
             return True
         try:
             await asyncio.wait_for(event.wait(), timeout)
@@ -194,8 +213,9 @@ class RawClient:
     fresh client token (so it is a client of its own: own state, own live task, own bus subscription),
     answers pings, and records when a delta first lists an order as filled (received, not rendered)."""
 
-    def __init__(self, pages: Pages, index: int, cookie: str) -> None:
-        self.pages, self.key, self.cookie = pages, ("raw", index), cookie
+    def __init__(self, pages: Pages, index: int, session_token: str, *, bystander: bool = False) -> None:
+        self.pages, self.key, self.session_token = pages, ("raw", index), session_token
+        self.bystander = bystander
         self.task: asyncio.Task | None = None
 
     async def start(self) -> None:
@@ -207,7 +227,14 @@ class RawClient:
         token = str(uuid.uuid4())
         url = self.pages.ws_url.replace(old, token)
         connect = self.pages.ws_connect.replace(old, token)
-        self.ws = await websockets.connect(url, additional_headers={"Cookie": self.cookie, "Origin": self.pages.base},
+        if self.session_token != self.pages.session_token:
+            # The replayed handshake carries the tab's cookies (Reflex sends them in the hydrate
+            # event): this client signs in as its own member only if its token goes there too.
+            if self.pages.session_token not in connect:
+                raise RuntimeError("the session cookie is not in the captured handshake: cannot sign in as another member")
+            connect = connect.replace(self.pages.session_token, self.session_token)
+        cookie = f"{self.pages.cookie_name}={self.session_token}"
+        self.ws = await websockets.connect(url, additional_headers={"Cookie": cookie, "Origin": self.pages.base},
                                            max_size=None, ping_interval=None)
         self.task = asyncio.create_task(self._run(connect))
 
@@ -221,8 +248,12 @@ class RawClient:
             elif message.startswith("42/_event,") and "rows_rx_state_" in message:
                 _name, update = json.loads(message[len("42/_event,"):])
                 for substate in update.get("delta", {}).values():
+                    if self.bystander and "rows_rx_state_" in substate:
+                        self.pages.loaded.add(self.key)  # its member's own Orders page reached it
                     for row in substate.get("rows_rx_state_", []):
-                        if row.get("status") == "filled":
+                        if row.get("status") == "filled" and self.bystander:
+                            self.pages.leaks += 1  # another member's order on this member's page
+                        elif row.get("status") == "filled":
                             self.pages.record(self.key, int(row["id"]), t)
 
     async def close(self) -> None:
@@ -277,13 +308,13 @@ async def measure(pages: Pages, worker: Worker, fills: int, start_n: int, gap: f
         order_id, committed = answer["fills"][0]
         ingest.append(answer["ingest_ms"])
         if not await pages.wait_for(order_id, 20):
-            lost = pages.clients - len(pages.seen.get(order_id, {}))
+            lost = pages.audience - len(pages.seen.get(order_id, {}))
             missing += lost
             print(f"   fill {n} (order {order_id}) not seen by {lost} client(s) within 20 s", flush=True)
         got = pages.seen.get(order_id, {})
         tabs.extend((t - committed) * 1000 for key, t in got.items() if isinstance(key, int))
         raw.extend((t - committed) * 1000 for key, t in got.items() if not isinstance(key, int))
-        if len(got) == pages.clients:
+        if len(got) == pages.audience:
             slowest.append(max((t - committed) * 1000 for t in got.values()))
         if fills >= 50 and (n - start_n + 1) % 50 == 0:
             print(f"   [{n - start_n + 1}/{fills} fills]", flush=True)
@@ -297,13 +328,16 @@ def line(label: str, values: list[float]) -> str:
 
 
 def report(pages: Pages, fills: int, r: dict) -> None:
-    print(f"clients={pages.clients:>3} ({len(pages.tabs)} Chromium tab(s), {len(pages.raw)} raw websocket client(s)): "
-          f"{fills} fills, {r['missing']} client updates not seen within 20 s")
+    others = f", {pages.bystanders} of them other members' pages" if pages.bystanders else ""
+    print(f"clients={pages.clients:>3} ({len(pages.tabs)} Chromium tab(s), {len(pages.raw)} raw websocket client(s)"
+          f"{others}): {fills} fills, {r['missing']} client updates not seen within 20 s"
+          + (f"; other members' pages loaded signed in: {len(pages.loaded)}/{pages.bystanders}, the follower's "
+             f"fills received by them: {pages.leaks} (must be 0)" if pages.bystanders else ""))
     if r["tabs"]:
         print(line("commit -> visible in Chromium (target p95 < 100 ms)", r["tabs"]))
     if r["raw"]:
         print(line("commit -> delta received by raw clients        ", r["raw"]))
-    if pages.clients > 1 and r["slowest"]:
+    if pages.audience > 1 and r["slowest"]:
         print(line("commit -> on the LAST client of each fill       ", r["slowest"]))
     print(f"   worker: signal -> fill committed (ingest call) p50 {pct(r['ingest'], 50):.1f} ms", flush=True)
 
@@ -321,6 +355,7 @@ async def bench(args, env: dict[str, str], base: str, world) -> None:
     engine = sa.create_engine(env["DATABASE_URL"])
     with Session(engine) as s:
         token = auth.create_session(s, world["follower_id"])
+        others = [auth.create_session(s, user_id) for user_id in world["others"]]
         s.commit()
     engine.dispose()
     flags = CHROMIUM_ARGS + ["--disable-background-timer-throttling", "--disable-renderer-backgrounding",
@@ -329,7 +364,7 @@ async def bench(args, env: dict[str, str], base: str, world) -> None:
         browser = await p.chromium.launch(executable_path=CHROMIUM, headless=True, args=flags)
         context = await browser.new_context(viewport={"width": 1280, "height": 900})
         await context.add_cookies([{"name": COOKIE_NAME, "value": token, "url": base}])
-        pages = Pages(context, base)
+        pages = Pages(context, base, COOKIE_NAME, token)
         await pages.install()
         worker = await Worker.start(env, world["channel_id"], world["account_id"])
         n = 0
@@ -338,7 +373,10 @@ async def bench(args, env: dict[str, str], base: str, world) -> None:
                 t0 = time.monotonic()
                 tabs = min(clients, args.tabs)
                 await pages.open(tabs)
-                await pages.open_raw(clients - tabs, f"{COOKIE_NAME}={token}")
+                if args.audience == "same":
+                    await pages.open_raw(clients - tabs - len(pages.raw), [token])
+                else:
+                    await pages.open_raw(clients - tabs - len(pages.raw), others, bystanders=True)
                 print(f"[{pages.clients} client(s) open after {time.monotonic() - t0:.0f} s]", flush=True)
                 await measure(pages, worker, args.warmup, n, args.gap)  # every client subscribed and warm
                 n += args.warmup
@@ -352,18 +390,25 @@ async def bench(args, env: dict[str, str], base: str, world) -> None:
             await browser.close()
 
 
-def seed(url: str) -> dict:
+def seed(url: str, others: int) -> dict:
+    """The follower whose orders fill, and ``others`` members of the community who follow no one."""
     import sqlalchemy as sa
     from sqlmodel import Session
 
+    from backend.db.models import Membership, User
     from backend.execution.seeding import seed_world
 
     engine = sa.create_engine(url)
     with Session(engine, expire_on_commit=False) as s:
         world = seed_world(s, followers=1, tag=TAG)
+        members = [User(username=f"{TAG}-member{i}", discord_id=f"{TAG}-m{i}") for i in range(others)]
+        s.add_all(members)
+        s.flush()
+        s.add_all([Membership(community_id=world.community.id, user_id=u.id) for u in members])
+        s.commit()
     engine.dispose()
     return {"follower_id": world.followers[0].id, "account_id": world.accounts[0].id,
-            "channel_id": world.source.discord_channel_id}
+            "channel_id": world.source.discord_channel_id, "others": [u.id for u in members]}
 
 
 def main() -> None:
@@ -375,6 +420,8 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=4, help="fills before each measurement, not counted")
     parser.add_argument("--gap", type=float, default=0.1, help="seconds between one fill seen and the next")
     parser.add_argument("--renderers", type=int, default=4, help="Chromium renderer processes for the tabs")
+    parser.add_argument("--audience", choices=["same", "others"], default="same",
+                        help="same: every client is the filling member's (fan-out); others: other members' pages")
     parser.add_argument("--redis-db", type=int, default=9)
     parser.add_argument("--admin-url", default=os.environ.get("TEST_POSTGRES_URL", ADMIN_URL))
     parser.add_argument("--worker", nargs=2, metavar=("CHANNEL", "ACCOUNT"), help=argparse.SUPPRESS)
@@ -405,7 +452,7 @@ def main() -> None:
     proc = None
     try:
         prepare_database(env, demo=False)
-        world = seed(db_url)
+        world = seed(db_url, max(args.clients) if args.audience == "others" else 0)
         proc = start(env, port, log_path)
         base = f"http://localhost:{port}"
         t0 = time.monotonic()
