@@ -255,6 +255,27 @@ def rebalance(session: Session, positions: Iterable[Position], journal: Journal,
     return plan
 
 
+def free_for_close(plan: Plan, session: Session, journal: Journal, orders: Iterable[Order], position: Position,
+                   quantity: Decimal, *, now: datetime, replaceable) -> None:
+    """Shrink a position's protection to what a partial close of ``quantity`` leaves, before the close.
+
+    Where open exits hold quantity (``capabilities.exits_reserve_quantity``)
+    the close would be refused while the stops and targets hold every share;
+    the cancels and amendments planned here go out before it (``runner.execute``
+    sends cancels, then replaces, then new orders).  Newest protection first,
+    so with one bracket per target the last slices give way whole (stop and
+    target together).  Children of entries that have not filled are left alone.
+    """
+    unfilled = {o.id for o in orders if o.leg == legs.ENTRY and o.filled_quantity == 0}
+    mine = sorted((o for o in orders if legs.is_child(o.leg) and o.status in WORKING and o.reduce_only
+                   and order_position_key(o) == position.symbol and o.parent_order_id not in unfilled),
+                  key=lambda o: -o.id)
+    left = abs(position.quantity) - quantity
+    for kind in ([o for o in mine if o.leg == legs.STOP], [o for o in mine if legs.is_tp(o.leg)]):
+        _trim(plan, session, journal, kind, left, {}, now=now, venue_cancels=plan.cancel_order_ids,
+              replaceable=replaceable)
+
+
 def _trim(plan: Plan, session: Session, journal: Journal, live: list[Order], size: Decimal,
           left: dict[int, Decimal], *, now: datetime, venue_cancels: set[int], replaceable) -> None:
     """Cut ``live`` (one kind, newest first) to what its own bracket still holds, then to the position."""

@@ -9,7 +9,9 @@ send after the commit.  The broker is never called from here.
   signal gives a price).  A full close first cancels the bracket children
   of that position, so a take-profit cannot fill after the close and open
   the other way; a partial close leaves them and ``brackets.rebalance``
-  shrinks them to the remaining position once the close fills.
+  shrinks them to the remaining position once the close fills, except
+  where open exits hold quantity (``frees_first``: Alpaca), where they are
+  shrunk first so the close finds the shares free (``brackets.free_for_close``).
 * flatten: a full close of every open position of the account, plus a
   cancel of its working entries (the daily-loss halt).
 * modify: moves the stop (``breakeven`` = the position's average entry
@@ -35,7 +37,7 @@ from sqlmodel import Session, select
 
 from backend.db.models import Order, Position
 from backend.execution import intents as legs
-from backend.execution.brackets import cancel_or_queue, change_order
+from backend.execution.brackets import cancel_or_queue, change_order, free_for_close
 from backend.execution.intents import client_order_id, opposite
 from backend.execution.journal import Journal
 from backend.execution.planner import Intent, Plan, order_fields
@@ -70,7 +72,10 @@ def is_breakeven(signal: Any) -> bool:
 def plan_close(plan: Plan, session: Session, journal: Journal, *, position: Position, quantity: Decimal,
                orders: list[Order], cid: str, leg: str, now: datetime, signal_id: int | None = None,
                decision_id: int | None = None, limit_price: Decimal | None = None,
-               symbol: str | None = None, option: dict | None = None) -> Intent | None:
+               symbol: str | None = None, option: dict | None = None, frees_first: bool = False,
+               replaceable=()) -> Intent | None:
+    """``frees_first``: the venue's open exits hold quantity, so a partial close first shrinks them
+    (amended in place for accounts in ``replaceable``)."""
     held = abs(position.quantity)
     quantity = min(quantity, held)
     if quantity <= 0:
@@ -80,6 +85,8 @@ def plan_close(plan: Plan, session: Session, journal: Journal, *, position: Posi
             if legs.is_child(child.leg):
                 cancel_or_queue(session, child, journal, now=now, venue_cancels=plan.cancel_order_ids,
                                 reason="The position is being closed.")
+    elif frees_first:
+        free_for_close(plan, session, journal, orders, position, quantity, now=now, replaceable=replaceable)
     option = option or {}
     return plan.add(order_fields(
         client_order_id=cid, user_id=position.user_id, broker_account_id=position.broker_account_id,

@@ -51,7 +51,9 @@ from backend.execution.decisions import (
     set_state, write_decisions,
 )
 from backend.execution.intake import DISPATCHED, RECEIVED, REJECTED, STALE, notify_followers
-from backend.execution.intents import client_order_id, opposite, position_key, round_down, split_take_profits, whole_step
+from backend.execution.intents import (
+    client_order_id, opposite, position_key, split_into_slices, split_take_profits,
+)
 from backend.execution import loading
 from backend.execution.journal import Journal
 from backend.execution.planner import Plan, order_fields
@@ -209,12 +211,16 @@ async def _decide_and_plan(session: Session, journal: Journal, signal_id: int, s
     write_decisions(session, journal, signal_id, source, followers, now, not_loaded, ids=ids, decided=found.decided)
     dispatch.decisions = len(followers)
     dispatch.approved = sum(1 for fl in followers if fl.decision.approved and fl.decision_id)
-    replaceable = accounts_that_replace(adapters, [fl.account for fl in followers if fl.account is not None]) \
-        if parsed.action == "modify" else set()
-    splitting = accounts_that_split(adapters, [fl.account for fl in followers if fl.account is not None],
-                                    len(parsed.take_profits)) if parsed.action == "open" else set()
+    trading = [fl.account for fl in followers if fl.account is not None]
+    replaceable = accounts_that_replace(adapters, trading) if parsed.action in ("modify", "close") else set()
+    # Accounts whose venue holds quantity for open exits: a ladder goes out as one bracket per target,
+    # a partial close shrinks the protection first.
+    sets = {"split": accounts_that_split(adapters, trading, len(parsed.take_profits))
+            if parsed.action == "open" else set(),
+            "frees_first": accounts_where(adapters, trading, lambda caps: caps.exits_reserve_quantity)
+            if parsed.action == "close" else set()}
     plan, orders = _plan_orders(session, journal, signal_id, source, parsed, followers, books, by_user, now,
-                                replaceable, found.open_orders, splitting)
+                                replaceable, found.open_orders, sets)
     dispatch.submit_ids = plan.write(session, journal, audit=False, ids=ids)
     audit_decisions(journal, signal_id, source, followers, plan)
     dispatch.orders = plan.orders()
@@ -232,8 +238,12 @@ async def _decide_and_plan(session: Session, journal: Journal, signal_id: int, s
 
 def _plan_orders(session: Session, journal: Journal, signal_id: int, source: Any, parsed: Any,
                  followers: list[Follower], books: dict, by_user: dict, now: datetime, replaceable: set[int],
-                 read: dict[int, list] | None, splitting: set[int] = frozenset()) -> tuple[Plan, dict[int, list]]:
-    """The plan, and the open orders it looked at (by account; ``read``: those ``loading`` read already)."""
+                 read: dict[int, list] | None, sets: dict[str, set[int]] | None = None) -> tuple[Plan, dict[int, list]]:
+    """The plan, and the open orders it looked at (by account; ``read``: those ``loading`` read already).
+
+    ``sets``: accounts by what their venue needs (``split``: ladders as one bracket per target;
+    ``frees_first``: a partial close shrinks the protection before it goes out)."""
+    sets = sets or {}
     plan = Plan()
     decided = [fl for fl in followers if fl.decision_id is not None and fl.account is not None]
     flatten_users = {fl.follow.follower_id for fl in decided if fl.decision.flatten}
@@ -261,12 +271,13 @@ def _plan_orders(session: Session, journal: Journal, signal_id: int, source: Any
             continue
         if parsed.action == "open":
             _plan_open(plan, session, journal, signal_id, source, parsed, fl, position, orders[account.id], now,
-                       split=account.id in splitting)
+                       split=account.id in sets.get("split", ()))
         elif parsed.action == "close" and position is not None:
             limit = parsed.entry_prices[0] if parsed.order_type == "limit" and parsed.entry_prices else None
             plan_close(plan, session, journal, position=position, quantity=d.quantity, orders=orders[account.id],
                        cid=client_order_id(signal_id, uid, legs.CLOSE), leg=legs.CLOSE, now=now, signal_id=signal_id,
-                       decision_id=fl.decision_id, limit_price=limit, symbol=parsed.symbol, option=option)
+                       decision_id=fl.decision_id, limit_price=limit, symbol=parsed.symbol, option=option,
+                       frees_first=account.id in sets.get("frees_first", ()), replaceable=replaceable)
         elif parsed.action == "modify":
             plan_modify(plan, session, journal, signal=parsed, signal_id=signal_id, follower_id=uid,
                         account_id=account.id, position=position, orders=orders[account.id], key=key, now=now,
@@ -297,15 +308,12 @@ def _plan_open(plan: Plan, session: Session, journal: Journal, signal_id: int, s
         strike=parsed.strike, expiry=parsed.expiry), wait_for=reverse)
     tick = fl.rules.price_tick if fl.rules else None
     prices = [round_price(p, tick, opposite(side)) for p in parsed.take_profits]
-    step = effective_step(fl.rules) if fl.rules else None
-    if split and round_down(d.quantity, whole_step(step)) > 0:
-        # One bracket per target, in whole units: each slice rounded down, the rest to the last, so the
-        # slices add up to the approved size less any fraction (never more).
-        step = whole_step(step)
-        targets = split_take_profits(round_down(d.quantity, step), prices, step, allocation_for(fl.follow, source))
-        add_slices(plan, entry, stop=d.stop_price, targets=targets, signal_id=signal_id, now=now)
+    step, allocation = effective_step(fl.rules) if fl.rules else None, allocation_for(fl.follow, source)
+    slices = split_into_slices(d.quantity, prices, step, allocation) if split else []
+    if slices:  # one bracket per target, in whole units (less than one unit: the plain bracket below)
+        add_slices(plan, entry, stop=d.stop_price, targets=slices, signal_id=signal_id, now=now)
         return
-    targets = split_take_profits(d.quantity, prices, step, allocation_for(fl.follow, source))
+    targets = split_take_profits(d.quantity, prices, step, allocation)
     add_children(plan, entry, stop=d.stop_price, targets=targets, signal_id=signal_id, now=now)
 
 

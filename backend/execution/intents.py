@@ -88,6 +88,15 @@ def whole_step(step: Decimal | None) -> Decimal:
     return step if step is not None and step >= 1 else Decimal(1)
 
 
+def split_into_slices(quantity: Decimal, prices: Sequence[Decimal], step: Decimal | None,
+                      allocation: Sequence[Decimal] | None = None) -> list[tuple[Decimal, Decimal]]:
+    """``split_take_profits`` in whole units, for one bracket per target: the approved size is rounded
+    down to whole units first, each slice down again, the rest goes to the last slice, so the slices
+    add up to at most ``quantity``; empty when not even one unit is approved."""
+    step = whole_step(step)
+    return split_take_profits(round_down(quantity, step), prices, step, allocation)
+
+
 def contract_multiplier(asset_class: str) -> Decimal:
     return Decimal(100) if asset_class == "option" else Decimal(1)
 

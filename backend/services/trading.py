@@ -32,7 +32,7 @@ from backend.db.session import get_engine
 from backend.db.types import utcnow
 from backend.errors import InvalidSignal, NotFound, PermissionDenied, ValidationError, WebhookAuthError
 from backend.execution import intents as legs
-from backend.execution.adapters import Adapters, accounts_that_replace, shared_adapters
+from backend.execution.adapters import Adapters, accounts_that_replace, accounts_where, shared_adapters
 from backend.execution.commands import open_orders, plan_cancel, plan_close, plan_modify
 from backend.execution.crash_hook import crash_point
 from backend.execution.fanout import fan_out_in, legs_per_follower
@@ -291,8 +291,10 @@ async def close_position(user_id: int, broker_account_id: int, symbol: str, perc
         if qty <= 0:
             raise ValidationError(f"{percent}% of your {held} {symbol} rounds down to nothing.", field="percent")
         cid = command_order_id("close", account.id, symbol, request_id or uuid.uuid4().hex)
+        frees_first = bool(accounts_where(adapters, [account], lambda caps: caps.exits_reserve_quantity))
         plan_close(plan, session, journal, position=pos, quantity=qty, orders=open_orders(session, [account.id])[account.id],
-                   cid=cid, leg=legs.CLOSE, now=now)
+                   cid=cid, leg=legs.CLOSE, now=now, frees_first=frees_first,
+                   replaceable=accounts_that_replace(adapters, [account]) if frees_first else set())
         journal.audit("position.close_requested", subject_type="position", subject_id=pos.id, actor_user_id=user_id,
                       data={"symbol": symbol, "percent": str(percent), "quantity": str(qty)})
         ids = await _run(engine, adapters, plan, session, journal, now)

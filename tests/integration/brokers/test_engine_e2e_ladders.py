@@ -28,6 +28,7 @@ from backend.brokers.credentials import build_provider
 from backend.db.models import BrokerAccount, Follow, Order, Position
 from backend.db.types import utcnow
 from backend.execution.adapters import Adapters
+from backend.execution.intents import client_order_id, slice_order_id
 from backend.execution.runner import recover
 from backend.execution.seeding import seed_world
 from backend.services import trading
@@ -183,7 +184,10 @@ async def test_an_alpaca_ladder_goes_out_as_one_bracket_per_target(engine):
             entries = [o for o in orders if o.leg == "entry"]
             assert [(e.status, e.quantity, e.filled_quantity) for e in entries] == \
                 [("filled", D(5), D(5)), ("filled", D(3), D(3)), ("filled", D(2), D(2))]
-            assert len({e.client_order_id for e in entries}) == 3
+            with Session(engine) as s:  # derived from signal, follower and slice: a re-run writes the same ids
+                signal_id = s.exec(select(Order.signal_id)).first()
+            first_id = client_order_id(signal_id, user, "entry")
+            assert [e.client_order_id for e in entries] == [slice_order_id(first_id, n) for n in (1, 2, 3)]
             kids = {(o.parent_order_id, o.leg): o for o in orders if o.leg != "entry"}
             for n, (entry, price) in enumerate(zip(entries, (D(200), D(205), D(210))), start=1):
                 stop, tp = kids[(entry.id, "stop")], kids[(entry.id, f"tp{n}")]
@@ -224,10 +228,19 @@ async def test_an_alpaca_ladder_goes_out_as_one_bracket_per_target(engine):
                 row = by_cid(engine)[f"{e.client_order_id}-sl"]
                 assert (row.status, row.stop_price) == ("submitted", D("190.12"))
 
+            # Close 40 % (2 of 5): the newest slice gives way whole first, so the close finds its shares free.
+            part = await trading.close_position(user, account["id"], "AAPL", 40, engine=engine, adapters=adapters)
+            assert [(o["leg"], o["status"], o["filled_quantity"]) for o in part["orders"]] == [("close", "filled", D(2))]
+            now = by_cid(engine)
+            assert {now[f"{third.client_order_id}-{x}"].status for x in ("sl", "tp1")} == {"cancelled"}
+            assert [now[f"{second.client_order_id}-{x}"].status for x in ("sl", "tp1")] == ["submitted"] * 2
+            assert {v.status for v in legs_of(fake, second.client_order_id).values()} == {"open"}
+            assert held(engine) == fake.book.positions["AAPL"][0] == D(3)
+
             # Close-all: the slices' legs are cancelled first, then one market sell of what is left.
             closed = await trading.close_position(user, account["id"], "AAPL", engine=engine, adapters=adapters)
             [close] = closed["orders"]
-            assert (close["status"], close["filled_quantity"]) == ("filled", D(5))
+            assert (close["status"], close["filled_quantity"]) == ("filled", D(3))
             final = by_cid(engine)
             for e in (second, third):
                 assert {final[f"{e.client_order_id}-{x}"].status for x in ("sl", "tp1")} == {"cancelled"}

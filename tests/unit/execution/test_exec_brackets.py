@@ -7,10 +7,14 @@ from decimal import Decimal as D
 
 import pytest
 
-from backend.db.models import Order
-from backend.execution.brackets import change_order, rescale_children, waiting_verdict
+from sqlmodel import Session, select
+
+from backend.db.models import Order, Position
+from backend.execution.brackets import add_slices, change_order, rebalance, rescale_children, waiting_verdict
+from backend.execution.intents import slice_order_id
 from backend.execution.journal import Journal
-from backend.execution.planner import Plan
+from backend.execution.planner import Plan, order_fields
+from backend.execution.seeding import seed_world
 
 NOW = datetime(2026, 11, 2, 15, 0, tzinfo=timezone.utc)
 
@@ -73,3 +77,54 @@ def test_elsewhere_a_working_order_is_cancelled_and_replaced():
     assert replacement.fields["wait_for_order_id"] == 1 and replacement.fields["leg"] == "stop"
     assert not replacement.ready_now
     assert not change_order(Plan(), Journal(), order, now=NOW, replaceable=set(), tag="t", stop_price=D(95))
+
+
+def test_one_bracket_per_target_gives_each_slice_its_stop_and_target():
+    plan = Plan()
+    entry = plan.add(order_fields(client_order_id="dte-entry", user_id=1, broker_account_id=1, symbol="AAPL",
+                                  side="buy", quantity=D(10), leg="entry", now=NOW, signal_id=7))
+    add_slices(plan, entry, stop=D(180), targets=[(D(200), D(5)), (D(205), D(3)), (D(210), D(2))], signal_id=7,
+               now=NOW)
+    got = [(i.fields["leg"], i.client_order_id, i.fields["quantity"], i.fields["oco_group"],
+            i.parent.client_order_id if i.parent else None) for i in plan.intents]
+    second, third = slice_order_id("dte-entry", 2), slice_order_id("dte-entry", 3)
+    assert got == [
+        ("entry", "dte-entry", D(5), None, None),
+        ("stop", "dte-entry-sl", D(5), "dte-entry", "dte-entry"),
+        ("tp1", "dte-entry-tp1", D(5), "dte-entry", "dte-entry"),
+        ("entry", second, D(3), None, None),
+        ("stop", f"{second}-sl", D(3), second, second),
+        ("tp2", f"{second}-tp1", D(3), second, second),   # its place in the ladder; the venue's name for it
+        ("entry", third, D(2), None, None),
+        ("stop", f"{third}-sl", D(2), third, third),
+        ("tp3", f"{third}-tp1", D(2), third, third),
+    ]
+    assert {i.fields["stop_price"] for i in plan.intents if i.fields["leg"] == "stop"} == {D(180)}
+
+
+def test_a_target_fill_ends_its_own_slice_not_the_newest_one(engine):
+    """Three slices of 3: TP1 fills; the position (6) would trim the newest stop, its bracket says stop 1."""
+    with Session(engine) as s:
+        world = seed_world(s)
+        acct = world.accounts[0].id
+        uid = world.followers[0].id
+        rows = []
+        for n in (1, 2, 3):
+            e = Order(client_order_id=f"e{n}", user_id=uid, broker_account_id=acct, symbol="AAPL", side="buy",
+                      leg="entry", status="filled", quantity=D(3), filled_quantity=D(3))
+            s.add(e)
+            s.flush()
+            rows.append(e)
+            for leg, qty_filled, status in (("stop", D(0), "submitted"),
+                                            (f"tp{n}", D(3) if n == 1 else D(0), "filled" if n == 1 else "submitted")):
+                s.add(Order(client_order_id=f"e{n}-{leg}", user_id=uid, broker_account_id=acct, symbol="AAPL",
+                            side="sell", leg=leg, status=status, quantity=D(3), filled_quantity=qty_filled,
+                            parent_order_id=e.id, reduce_only=True, order_type="stop" if leg == "stop" else "limit"))
+        pos = Position(user_id=uid, broker_account_id=acct, symbol="AAPL", quantity=D(6), avg_price=D(100))
+        s.add(pos)
+        s.flush()
+        tp1 = s.exec(select(Order).where(Order.client_order_id == "e1-tp1")).one()
+        cancels: set[int] = set()
+        plan = rebalance(s, [pos], Journal(), now=NOW, venue_cancels=cancels, replaceable={acct}, known={tp1.id: tp1})
+        by_id = {o.id: o.client_order_id for o in s.exec(select(Order))}
+        assert {by_id[i] for i in cancels} == {"e1-stop"} and not plan.replace and not plan.intents

@@ -6,7 +6,8 @@ from datetime import date
 from decimal import Decimal as D
 
 from backend.execution.intents import (
-    child_order_id, client_order_id, command_order_id, position_key, split_quantity, split_take_profits,
+    ENTRY, child_order_id, client_order_id, command_order_id, position_key, slice_order_id, split_into_slices,
+    split_quantity, split_take_profits,
 )
 
 
@@ -59,3 +60,25 @@ def test_option_positions_are_keyed_by_contract_not_underlying():
     assert position_key("AAPL", "option", "put", D("187.5"), date(2027, 1, 15)) == "AAPL270115P00187500"
     assert position_key("SPY") == "SPY"
     assert position_key("BTC/USDT", "crypto") == "BTC/USDT"
+
+
+def test_slices_are_whole_units_rounded_down_and_never_more_than_approved():
+    prices = [D(200), D(205), D(210)]
+    alloc = [D(50), D(30), D(20)]
+    assert split_into_slices(D(10), prices, None, alloc) == [(D(200), D(5)), (D(205), D(3)), (D(210), D(2))]
+    # a fractional approval at a fractional venue: whole shares only, the fraction is left out
+    assert split_into_slices(D("10.75"), prices, D("0.0001"), alloc) == [(D(200), D(5)), (D(205), D(3)),
+                                                                          (D(210), D(2))]
+    # 7 shares 50/30/20: 3 and 2 rounded down, the remainder (2) to the last slice
+    assert split_into_slices(D(7), prices, D(1), alloc) == [(D(200), D(3)), (D(205), D(2)), (D(210), D(2))]
+    # too small for every slice: empty slices are dropped, their share goes to the last
+    assert split_into_slices(D(2), prices, None, alloc) == [(D(200), D(1)), (D(210), D(1))]
+    assert split_into_slices(D("0.5"), prices, None, alloc) == []
+
+
+def test_slice_ids_derive_from_the_entry_and_keep_slice_one_as_the_entry():
+    entry = client_order_id(7, 3, ENTRY)
+    ids = [slice_order_id(entry, n) for n in (1, 2, 3)]
+    assert ids[0] == entry and len(set(ids)) == 3
+    assert ids == [slice_order_id(entry, n) for n in (1, 2, 3)]  # the same on every run
+    assert all(len(child_order_id(i, "tp1")) <= 36 for i in ids)
