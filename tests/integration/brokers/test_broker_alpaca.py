@@ -82,6 +82,21 @@ async def test_a_sell_beside_a_full_size_stop_is_refused_for_want_of_free_shares
     assert position.quantity == Decimal("10")
 
 
+async def test_a_brackets_legs_hold_their_shares_once_between_them(venue):
+    """10 shares, a bracket of 4 (stop and target both 4): 6 are free, not 2; a sell of 7 is refused."""
+    fake, adapter, _ = venue
+    await adapter.place_order(req("plain", quantity=Decimal("6")))
+    spec = BracketSpec(stop_loss=Decimal("180"), take_profits=((Decimal("200"), Decimal("4")),))
+    await adapter.place_order(req("br-4", quantity=Decimal("4"), bracket=spec))
+    assert fake.book.available_to_close("AAPL", "sell") == Decimal("6")
+    with pytest.raises(InsufficientFunds, match=r"\(requested: 7, available: 6\)"):
+        await adapter.place_order(req("sell-7", side="sell", quantity=Decimal("7"), order_type="limit",
+                                      limit_price=Decimal("250")))
+    snap = await adapter.place_order(req("sell-6", side="sell", quantity=Decimal("6"), order_type="limit",
+                                         limit_price=Decimal("250")))
+    assert snap.status == "submitted" and fake.book.available_to_close("AAPL", "sell") == 0
+
+
 async def test_one_bracket_per_target_shares_each_slice_between_its_legs(venue):
     """Three brackets of 5/3/2: each stop shares its slice with its target; a target's fill cancels its stop only."""
     fake, adapter, _ = venue
