@@ -85,6 +85,9 @@ def translate_alpaca(exc: BaseException, secrets: Iterable[str | None] = ()) -> 
         return TemporaryBrokerError(f"Alpaca had a server error ({status}); it will be retried.")
     if "client_order_id must be unique" in low:
         return DuplicateClientOrderId("Alpaca already has an order with this client order id.")
+    if "insufficient qty" in low:  # shares held by open orders (a stop, a target) are not free to sell
+        return OrderRejected(f"Alpaca refused the order: {reason}. The shares are held by other open orders "
+                             "of this position (its stop or targets); cancel or resize them first.")
     if "insufficient" in low:
         return InsufficientFunds(f"Alpaca refused the order: {reason}. Add funds or reduce the size.")
     if any(w in low for w in _CLOSED_WORDS):

@@ -20,6 +20,7 @@ from backend.errors import (
     InvalidSymbol,
     MarketClosed,
     OrderNotFound,
+    OrderRejected,
     OrderTooSmall,
     RateLimited,
     TemporaryBrokerError,
@@ -74,7 +75,8 @@ async def test_a_sell_beside_a_full_size_stop_is_refused_for_want_of_free_shares
     """The old ladder design at Alpaca: a stop-only OTO holds every share, so a separate target is refused."""
     fake, adapter, _ = venue
     await adapter.place_order(req("oto-1", quantity=Decimal("10"), bracket=BracketSpec(stop_loss=Decimal("180"))))
-    with pytest.raises(InsufficientFunds, match=r"insufficient qty available for order \(requested: 5, available: 0\)"):
+    with pytest.raises(OrderRejected, match=r"insufficient qty available for order \(requested: 5, available: 0\)"
+                                            r".*held by other open orders"):
         await adapter.place_order(req("tp-alone", side="sell", quantity=Decimal("5"), order_type="limit",
                                       limit_price=Decimal("200")))
     assert fake.requests[-1][1] == "/v2/orders" and fake.book.by_client_id("tp-alone") is None
@@ -89,9 +91,10 @@ async def test_a_brackets_legs_hold_their_shares_once_between_them(venue):
     spec = BracketSpec(stop_loss=Decimal("180"), take_profits=((Decimal("200"), Decimal("4")),))
     await adapter.place_order(req("br-4", quantity=Decimal("4"), bracket=spec))
     assert fake.book.available_to_close("AAPL", "sell") == Decimal("6")
-    with pytest.raises(InsufficientFunds, match=r"\(requested: 7, available: 6\)"):
+    with pytest.raises(OrderRejected, match=r"\(requested: 7, available: 6\)") as refused:
         await adapter.place_order(req("sell-7", side="sell", quantity=Decimal("7"), order_type="limit",
                                       limit_price=Decimal("250")))
+    assert not isinstance(refused.value, InsufficientFunds)  # not "add funds": the shares are held, not missing
     snap = await adapter.place_order(req("sell-6", side="sell", quantity=Decimal("6"), order_type="limit",
                                          limit_price=Decimal("250")))
     assert snap.status == "submitted" and fake.book.available_to_close("AAPL", "sell") == 0
