@@ -2,7 +2,7 @@
 
 It is the embedded default and the fake every test of the money path uses,
 so it behaves like a real venue rather than a stub: durable state shared by
-every process (paper_accounts, paper_orders, paper_fills, paper_quotes),
+every process (paper_accounts, paper_orders, paper_fills, paper_positions, paper_quotes),
 idempotent placement, resting orders matched on each quote, OCO groups,
 bracket ladders, partial fills, fees, slippage and buying-power checks.  The
 matching rules are in ``paper_book``, the SQL in ``paper_store``.
@@ -17,7 +17,8 @@ Choices worth knowing:
   last price and match resting orders on that symbol for every account of
   the venue.  A market order with no quote uses the request's
   ``reference_price`` (the signal's price) and records it as the quote.
-* Positions are derived from the fills (average-cost); equity is cash plus
+* Positions are the fills folded by average cost, kept per (account,
+  symbol) in paper_positions as the fills are written; equity is cash plus
   the market value of positions at the last quotes; buying power is cash.
   Shorts are allowed: their proceeds are credited to cash and opening one
   needs its notional in buying power (a lenient margin model: no maintenance
@@ -44,7 +45,7 @@ from backend.brokers.base import (
 )
 from backend.brokers.paper_book import WORKING, Book, BookOrder, FillTerms
 from backend.brokers.paper_rules import (
-    ASSET_CLASSES, ORDER_TYPES, ZERO, contract_multiplier, instrument_info, net_positions, q10, random_walk,
+    ASSET_CLASSES, ORDER_TYPES, ZERO, contract_multiplier, instrument_info, q10, random_walk,
 )
 from backend.brokers.registry import register
 from backend.config import get_settings
@@ -110,7 +111,7 @@ class PaperBroker(BrokerAdapter):
         account_id = self._account_id()
         with store.read_transaction(self._engine) as conn:
             cash = store.read_cash(conn, account_id)
-            held = net_positions(store.account_fills(conn, account_id))
+            held = store.account_positions(conn, account_id)
             quotes = store.read_quotes(conn, held)
         equity = cash + sum(
             (qty * quotes.get(symbol, avg) * contract_multiplier(symbol) for symbol, (qty, avg) in held.items()), ZERO
@@ -123,7 +124,7 @@ class PaperBroker(BrokerAdapter):
     async def positions(self) -> list[BrokerPosition]:
         account_id = self._account_id()
         with store.read_transaction(self._engine) as conn:
-            held = net_positions(store.account_fills(conn, account_id))
+            held = store.account_positions(conn, account_id)
             quotes = store.read_quotes(conn, held)
         return [
             BrokerPosition(symbol=symbol, quantity=qty, avg_price=avg, market_price=quotes.get(symbol))

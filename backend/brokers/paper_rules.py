@@ -184,22 +184,35 @@ def _positive(value: Decimal | None) -> bool:
     return value is not None and value > 0
 
 
-def net_positions(fills: Iterable[tuple[str, str, Decimal, Decimal]]) -> dict[str, tuple[Decimal, Decimal]]:
-    """(symbol, side, quantity, price) in fill order -> {symbol: (signed quantity, average price)}.
+Held = tuple[Decimal, Decimal]
+"""A position: (signed quantity, average price); flat is (0, 0)."""
+FLAT: Held = (ZERO, ZERO)
 
-    Average-cost method: adding to a position re-weights the average, reducing
-    keeps it, and crossing through zero starts the new side at the fill price.
+
+def after_fill(held: Held, side: str, quantity: Decimal, price: Decimal) -> Held:
+    """The position after one fill, by the average-cost method.
+
+    Adding to a position re-weights the average, reducing keeps it, and
+    crossing through zero starts the new side at the fill price.  Each step
+    rounds to the database's scale, so a position folded fill by fill here
+    equals the one the venue stores (``paper_positions``) and the one the
+    migration backfilled from the fills.
     """
-    book: dict[str, tuple[Decimal, Decimal]] = {}
+    qty, avg = held
+    signed = quantity if side == "buy" else -quantity
+    if qty == 0 or (qty > 0) == (signed > 0):
+        avg = q10((abs(qty) * avg + quantity * price) / (abs(qty) + quantity))
+    elif abs(signed) > abs(qty):
+        avg = price
+    qty += signed
+    return (qty, avg) if qty != 0 else FLAT
+
+
+def net_positions(fills: Iterable[tuple[str, str, Decimal, Decimal]]) -> dict[str, Held]:
+    """(symbol, side, quantity, price) in fill order -> {symbol: (signed quantity, average price)}, open ones only."""
+    book: dict[str, Held] = {}
     for symbol, side, quantity, price in fills:
-        held, avg = book.get(symbol, (ZERO, ZERO))
-        signed = quantity if side == "buy" else -quantity
-        if held == 0 or (held > 0) == (signed > 0):
-            avg = q10((abs(held) * avg + quantity * price) / (abs(held) + quantity))
-        elif abs(signed) > abs(held):
-            avg = price
-        held += signed
-        book[symbol] = (held, avg if held != 0 else ZERO)
+        book[symbol] = after_fill(book.get(symbol, FLAT), side, quantity, price)
     return {symbol: value for symbol, value in book.items() if value[0] != 0}
 
 

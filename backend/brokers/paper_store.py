@@ -7,6 +7,11 @@ Concurrency model, the same result on both databases:
 * Postgres: a writer locks the account rows it will touch (``FOR UPDATE``,
   in id order) *before* any order row, so cash is read and written under the
   lock and never overdrawn, and two writers never wait on each other in a cycle.
+* Positions live in ``paper_positions``, one row per (account, symbol),
+  written with the fills that change them: whoever writes fills holds the
+  account's lock and has read its positions under it (``Positions``), so the
+  new values are computed here and stored as they are (an upsert), and no
+  reader ever adds up an account's fill history.
 * SQLite: ``BEGIN IMMEDIATE`` takes the database's single write lock up
   front, so the same read-compute-write is safe between processes.  (SQLite
   stores Decimals as text, so guarded arithmetic such as
@@ -18,6 +23,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
@@ -26,7 +32,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from backend.brokers.base import VenueFill
 from backend.brokers.paper_book import OPEN, WORKING, BookFill, BookOrder
-from backend.db.models import PaperAccount, PaperFill, PaperOrder, PaperQuote
+from backend.brokers.paper_rules import FLAT, Held, after_fill
+from backend.db.models import PaperAccount, PaperFill, PaperOrder, PaperPosition, PaperQuote
 from backend.db.types import DecimalType
 from backend.execution import pipeline
 from backend.execution.bulk import Writes, bulk_insert, bulk_update, insert_sql, supported
@@ -35,7 +42,9 @@ ACCOUNTS = PaperAccount.__table__
 ORDERS = PaperOrder.__table__
 FILLS = PaperFill.__table__
 QUOTES = PaperQuote.__table__
+POSITIONS = PaperPosition.__table__
 REASON_MAX = 300
+PositionKey = tuple[int, str]  # (paper account id, symbol)
 
 _ORDER_COLUMNS = (
     ORDERS.c.id, ORDERS.c.paper_account_id, ORDERS.c.client_order_id, ORDERS.c.symbol, ORDERS.c.side,
@@ -157,10 +166,9 @@ _PG_LOCK_FOR_PLACING = (
     "FROM paper_accounts a LEFT JOIN paper_quotes q ON q.symbol = ANY(%(symbols)s) "
     "WHERE a.id = ANY(%(account_ids)s) ORDER BY a.id FOR UPDATE OF a"
 )
-_PG_NET = (
-    "SELECT o.paper_account_id, f.symbol, sum(CASE WHEN f.side = 'buy' THEN f.quantity ELSE -f.quantity END) "
-    "FROM paper_fills f JOIN paper_orders o ON o.id = f.paper_order_id "
-    "WHERE o.paper_account_id = ANY(%(account_ids)s) AND f.symbol = ANY(%(symbols)s) GROUP BY 1, 2"
+_PG_POSITIONS = (
+    "SELECT paper_account_id, symbol, quantity, avg_price FROM paper_positions "
+    "WHERE paper_account_id = ANY(%(account_ids)s) AND symbol = ANY(%(symbols)s)"
 )
 
 
@@ -168,41 +176,42 @@ _PG_ORDER_IDS = "SELECT nextval(pg_get_serial_sequence('paper_orders', 'id')) FR
 
 
 def lock_for_placing(
-    conn: sa.Connection, account_ids: Iterable[int], symbols: Iterable[str], positions_of: Iterable[int],
-    order_ids: int = 0,
-) -> tuple[dict[int, Decimal], dict[str, Decimal], dict[tuple[int, str], Decimal], list[int]]:
-    """Lock the accounts (id order) and read their cash, the quotes of ``symbols`` and the net positions
-    of the accounts ``positions_of`` in ``symbols``, and draw ``order_ids`` ids for new orders (see
-    ``insert_placed``): one round trip with the BEGIN on Postgres (``execution.pipeline``; the
-    positions are read after the lock is granted).  No ids are drawn elsewhere.
+    conn: sa.Connection, account_ids: Iterable[int], symbols: Iterable[str], order_ids: int = 0,
+) -> tuple[dict[int, Decimal], dict[str, Decimal], Positions, list[int]]:
+    """Lock the accounts (id order) and read their cash, the quotes of ``symbols`` and their positions
+    in ``symbols``, and draw ``order_ids`` ids for new orders (see ``insert_placed``): one round trip
+    with the BEGIN on Postgres (``execution.pipeline``; the positions are read after the lock is
+    granted, by primary key).  No ids are drawn elsewhere.
 
     The transaction's commit will not wait for the disk (see ``paper_venue.place_for_accounts``).
     """
-    ids, syms, held = sorted(set(account_ids)), sorted(set(symbols)), sorted(set(positions_of))
+    ids, syms = sorted(set(account_ids)), sorted(set(symbols))
     reads = [(_PG_LOCK_FOR_PLACING, {"account_ids": ids, "symbols": syms})]
-    if held:
-        reads.append((_PG_NET, {"account_ids": held, "symbols": syms}))
+    if syms:
+        reads.append((_PG_POSITIONS, {"account_ids": ids, "symbols": syms}))
     if order_ids:
         reads.append((_PG_ORDER_IDS, {"n": order_ids}))
     results = pipeline.read(conn, reads)
     if results is None:
         cash, quotes = lock_accounts_with_quotes(conn, ids, syms, durable=False)
-        return cash, quotes, net_quantities(conn, held, syms) if held else {}, []
+        return cash, quotes, read_positions(conn, ids, syms), []
     cash = {row[0]: row[1] for row in results[0]}
     quotes = {row[2]: row[3] for row in results[0] if row[2] is not None}
-    positions = {(row[0], row[1]): row[2] for row in results[1]} if held else {}
+    positions = Positions(frozenset(ids), frozenset(syms),
+                          {(row[0], row[1]): (row[2], row[3]) for row in results[1]} if syms else {})
     drawn = [row[0] for row in results[-1]] if order_ids else []
     return cash, quotes, positions, drawn
 
 
 def insert_placed(conn: sa.Connection, new: list[BookOrder], changed: list[BookOrder], fills: list[BookFill],
-                  cash: Mapping[int, Decimal], now: datetime, *, commit: bool = False) -> set[int]:
+                  cash: Mapping[int, Decimal], positions: Mapping[PositionKey, Held], now: datetime, *,
+                  commit: bool = False) -> set[int]:
     """Postgres: a placement's writes as ONE statement: the new orders (their ids drawn ahead by
     ``lock_for_placing``; ``ON CONFLICT DO NOTHING`` on the client order id), the changed orders, the
-    fills (of the new orders that went in, or of existing ones) and the cash.  Returns the ids of the
-    new orders that went in, and sets the fills' ids if all did.  If some did not (their client id
-    exists already: a retry racing the first attempt) the caller must roll the transaction back: the
-    cash was written as if they had.
+    fills (of the new orders that went in, or of existing ones), the cash and the positions the fills
+    changed (``Positions.after``).  Returns the ids of the new orders that went in, and sets the fills'
+    ids if all did.  If some did not (their client id exists already: a retry racing the first attempt)
+    the caller must roll the transaction back: the cash and positions were written as if they had.
 
     ``commit``: the transaction's COMMIT goes in the same round trip (``pipeline.commit``), so the
     transaction is over when this returns.  A client order id that exists already then cannot be
@@ -226,6 +235,10 @@ def insert_placed(conn: sa.Connection, new: list[BookOrder], changed: list[BookO
         values.update(fill_values, f_existing=sorted({f.order_id for f in fills} - {o.id for o in new}))
         parts.append(f"f AS ({fill_sql})")
         selects.append("SELECT 1, id FROM f")
+    if positions:
+        position_sql, position_values = _upsert_positions_sql(conn, positions, now, "p_")
+        values.update(position_values)
+        parts.append(f"p AS ({position_sql})")
     sql = "WITH " + ", ".join(parts) + " " + " UNION ALL ".join(selects)
     done = pipeline.commit(conn, [(sql, values)]) if commit else None
     rows = done[0] if done is not None else conn.exec_driver_sql(sql, values).all()
@@ -374,19 +387,29 @@ def update_cash(conn: sa.Connection, cash: Mapping[int, Decimal]) -> None:
 
 
 def write_back(conn: sa.Connection, orders: list[BookOrder], fills: list[BookFill], cash: Mapping[int, Decimal],
-               now: datetime) -> None:
-    """Changed orders, new fills (their ids set) and cash, as one statement on Postgres."""
+               positions: Mapping[PositionKey, Held], now: datetime) -> None:
+    """Changed orders, new fills (their ids set), cash and positions, as one statement on Postgres."""
     if not supported(conn) or not fills:
         update_orders(conn, orders, now)
         insert_fills(conn, fills)
         update_cash(conn, cash)
+        upsert_positions(conn, positions, now)
         return
     writes = Writes()
     writes.update(ORDERS, [{"id": o.id, "updated_at": now} | _changed_values(o) for o in orders])
     writes.update(ACCOUNTS, [{"id": account_id, "cash": value} for account_id, value in sorted(cash.items())])
-    rows = writes.flush_with_insert(conn, FILLS, [_fill_values(f) for f in fills])
-    for fill, row in zip(fills, rows, strict=True):
-        fill.id = row.id
+    ctes, values = writes.ctes(conn)
+    parts = [f"w{i} AS ({cte})" for i, cte in enumerate(ctes)]
+    if positions:
+        position_sql, position_values = _upsert_positions_sql(conn, positions, now, "p_")
+        values.update(position_values)
+        parts.append(f"p AS ({position_sql})")
+    fill_sql, fill_values = insert_sql(conn, FILLS, [_fill_values(f) for f in fills], "f_", returning=("id",),
+                                       ordered=True)
+    values.update(fill_values)
+    sql = ("WITH " + ", ".join(parts) + " " + fill_sql) if parts else fill_sql
+    for fill, fill_id in zip(fills, sorted(row[0] for row in conn.exec_driver_sql(sql, values)), strict=True):
+        fill.id = fill_id
 
 
 def _changed_values(order: BookOrder) -> dict:
@@ -442,38 +465,86 @@ def fills_since(conn: sa.Connection, account_id: int, since: datetime) -> list[t
     ]
 
 
-def account_fills(conn: sa.Connection, account_id: int) -> list[tuple[str, str, Decimal, Decimal]]:
-    """(symbol, side, quantity, price) of every fill of the account, oldest first."""
-    stmt = (
-        sa.select(FILLS.c.symbol, FILLS.c.side, FILLS.c.quantity, FILLS.c.price)
-        .join(ORDERS, ORDERS.c.id == FILLS.c.paper_order_id)
-        .where(ORDERS.c.paper_account_id == account_id).order_by(FILLS.c.id)
-    )
-    return [tuple(row) for row in conn.execute(stmt)]
+@dataclass(frozen=True)
+class Positions:
+    """The stored positions of ``accounts`` in ``symbols``, read under those accounts' locks.
+
+    A pair with no row is flat.  ``after`` folds a pass's fills into them: it is
+    the only way new position values are made, and it refuses a fill outside
+    what was read (its position would start from a guess instead of the row).
+    """
+
+    accounts: frozenset[int]
+    symbols: frozenset[str]
+    held: dict[PositionKey, Held]
+
+    def quantities(self) -> dict[PositionKey, Decimal]:
+        """Signed net quantities, what ``paper_book.Book`` needs."""
+        return {key: qty for key, (qty, _) in self.held.items()}
+
+    def after(self, fills: Iterable[BookFill]) -> dict[PositionKey, Held]:
+        """The positions the fills (in fill order) changed, with their new values."""
+        changed: dict[PositionKey, Held] = {}
+        for f in fills:
+            if f.account_id not in self.accounts or f.symbol not in self.symbols:
+                raise RuntimeError(f"A paper fill of {f.symbol} for account {f.account_id} came from a pass that "
+                                   "did not read that position under the account lock.")
+            key = (f.account_id, f.symbol)
+            changed[key] = after_fill(changed.get(key, self.held.get(key, FLAT)), f.side, f.quantity, f.price)
+        return changed
 
 
-_FILLS_OF_ORDERS = FILLS.join(ORDERS, ORDERS.c.id == FILLS.c.paper_order_id)
-_NET_WHERE = (ORDERS.c.paper_account_id.in_(sa.bindparam("account_ids", expanding=True)),
-              FILLS.c.symbol.in_(sa.bindparam("symbols", expanding=True)))
-# Postgres: exact NUMERIC arithmetic, so the server adds up.  SQLite keeps decimals as text (its SUM
-# would go through float): the fills are added up here.
-_NET_SUM = (
-    sa.select(ORDERS.c.paper_account_id, FILLS.c.symbol, sa.func.sum(
-        sa.case((FILLS.c.side == "buy", FILLS.c.quantity), else_=-FILLS.c.quantity), type_=DecimalType()))
-    .select_from(_FILLS_OF_ORDERS).where(*_NET_WHERE).group_by(ORDERS.c.paper_account_id, FILLS.c.symbol)
-)
-_NET_ROWS = (sa.select(ORDERS.c.paper_account_id, FILLS.c.symbol, FILLS.c.side, FILLS.c.quantity)
-             .select_from(_FILLS_OF_ORDERS).where(*_NET_WHERE))
+_POSITIONS_OF = sa.select(POSITIONS.c.paper_account_id, POSITIONS.c.symbol, POSITIONS.c.quantity,
+                          POSITIONS.c.avg_price).where(
+    POSITIONS.c.paper_account_id.in_(sa.bindparam("account_ids", expanding=True)),
+    POSITIONS.c.symbol.in_(sa.bindparam("symbols", expanding=True)))
 
 
-def net_quantities(
-    conn: sa.Connection, account_ids: Iterable[int], symbols: Iterable[str]
-) -> dict[tuple[int, str], Decimal]:
-    """Signed net quantity per (account, symbol), derived from the fills."""
-    params = {"account_ids": sorted(set(account_ids)), "symbols": sorted(set(symbols))}
-    if conn.dialect.name == "postgresql":
-        return {(row[0], row[1]): row[2] for row in conn.execute(_NET_SUM, params)}
-    totals: dict[tuple[int, str], Decimal] = defaultdict(Decimal)
-    for account_id, symbol, side, quantity in conn.execute(_NET_ROWS, params):
-        totals[(account_id, symbol)] += quantity if side == "buy" else -quantity
-    return dict(totals)
+def read_positions(conn: sa.Connection, account_ids: Iterable[int], symbols: Iterable[str]) -> Positions:
+    """The positions of these accounts in these symbols, by primary key (lock the accounts first)."""
+    ids, syms = sorted(set(account_ids)), sorted(set(symbols))
+    rows = conn.execute(_POSITIONS_OF, {"account_ids": ids, "symbols": syms}) if ids and syms else ()
+    return Positions(frozenset(ids), frozenset(syms), {(row[0], row[1]): (row[2], row[3]) for row in rows})
+
+
+_OPEN_POSITIONS = (sa.select(POSITIONS.c.symbol, POSITIONS.c.quantity, POSITIONS.c.avg_price)
+                   .where(POSITIONS.c.paper_account_id == sa.bindparam("account_id"), POSITIONS.c.quantity != 0)
+                   .order_by(POSITIONS.c.symbol))
+
+
+def account_positions(conn: sa.Connection, account_id: int) -> dict[str, Held]:
+    """{symbol: (signed quantity, average price)} of the account's open positions."""
+    return {row.symbol: (row.quantity, row.avg_price) for row in conn.execute(_OPEN_POSITIONS,
+                                                                             {"account_id": account_id})}
+
+
+def _position_rows(positions: Mapping[PositionKey, Held], now: datetime) -> list[dict]:
+    return [{"paper_account_id": account_id, "symbol": symbol, "quantity": qty, "avg_price": avg, "updated_at": now}
+            for (account_id, symbol), (qty, avg) in sorted(positions.items())]
+
+
+_POSITION_CONFLICT = (' ON CONFLICT (paper_account_id, symbol) DO UPDATE SET quantity = EXCLUDED.quantity, '
+                      'avg_price = EXCLUDED.avg_price, updated_at = EXCLUDED.updated_at')
+
+
+def _upsert_positions_sql(conn: sa.Connection, positions: Mapping[PositionKey, Held], now: datetime,
+                          prefix: str) -> tuple[str, dict]:
+    """Postgres: the upsert of new position values, for a caller's statement (a CTE): (SQL, parameters)."""
+    sql, values = insert_sql(conn, POSITIONS, _position_rows(positions, now), prefix)
+    return sql + _POSITION_CONFLICT, values
+
+
+def _upsert_statement(dialect) -> sa.Insert:
+    stmt = dialect.insert(POSITIONS)
+    return stmt.on_conflict_do_update(index_elements=["paper_account_id", "symbol"], set_={
+        "quantity": stmt.excluded.quantity, "avg_price": stmt.excluded.avg_price,
+        "updated_at": stmt.excluded.updated_at})
+
+
+_UPSERT_POSITIONS = {"postgresql": _upsert_statement(postgresql), "sqlite": _upsert_statement(sqlite)}
+
+
+def upsert_positions(conn: sa.Connection, positions: Mapping[PositionKey, Held], now: datetime) -> None:
+    """Store new position values (an executemany; Postgres writes them inside its one statement instead)."""
+    if positions:
+        conn.execute(_UPSERT_POSITIONS[conn.dialect.name], _position_rows(positions, now))

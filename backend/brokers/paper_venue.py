@@ -58,17 +58,20 @@ def match(engine: sa.Engine, terms: FillTerms, symbols: list[str] | None, prices
         if groups:
             loaded = [o.id for o in orders]
             orders += store.load_orders(conn, *store.open_in_groups(account_ids, groups, loaded), lock=True)
+        positions = store.read_positions(conn, account_ids, working)
         book = Book(
-            orders, cash=cash, positions=store.net_quantities(conn, account_ids, working),
-            quotes=store.read_quotes(conn, working), terms=terms, now=now,
+            orders, cash=cash, positions=positions.quantities(), quotes=store.read_quotes(conn, working),
+            terms=terms, now=now,
         )
         book.run([o.id for o in orders if o.symbol in working and o.status in WORKING])
-        _write_back(conn, book, [o for o in orders if o.dirty], now)
+        _write_back(conn, book, positions, [o for o in orders if o.dirty], now)
 
 
-def _write_back(conn: sa.Connection, book: Book, changed: list[BookOrder], now: datetime) -> None:
-    """Orders, fills and cash: one statement on Postgres (``store.write_back``)."""
-    store.write_back(conn, changed, book.fills, {a: book.cash[a] for a in book.cash_changed}, now)
+def _write_back(conn: sa.Connection, book: Book, positions: store.Positions, changed: list[BookOrder],
+                now: datetime) -> None:
+    """Orders, fills, cash and positions: one statement on Postgres (``store.write_back``)."""
+    store.write_back(conn, changed, book.fills, {a: book.cash[a] for a in book.cash_changed},
+                     positions.after(book.fills), now)
 
 
 def place_many(
@@ -150,11 +153,11 @@ def _place_in_transaction(
     # Not durable (a placement is the venue's ack): if the database server crashes before this commit
     # reaches the disk, the engine's record of the ack, committed later, is lost with it (the WAL is
     # written in order), the order is still ``new`` there, and ``recover`` places it again.
-    needs_positions = {a for a, p in accepted if p.request.side == "sell" or p.request.reduce_only or p.request.bracket}
+    # Positions are read for every account, buyers too: a fill of any side changes the stored position,
+    # whose new value is computed from the old one (a primary-key read, in the same round trip).
     most = sum(1 + (len(p.request.bracket.take_profits) + 1 if p.error is None and p.request.bracket else 0)
                for _, p in batch)  # new rows at most: each order and its bracket legs
-    cash, quotes, positions, drawn = store.lock_for_placing(conn, {a for a, _ in batch}, symbols, needs_positions,
-                                                            most)
+    cash, quotes, positions, drawn = store.lock_for_placing(conn, {a for a, _ in batch}, symbols, most)
     references: dict[str, Decimal] = {}
     for _, p in accepted:
         price = p.request.reference_price
@@ -166,7 +169,7 @@ def _place_in_transaction(
     groups = {p.request.oco_group for _, p in accepted if p.request.oco_group}
     grouped = {a for a, p in accepted if p.request.oco_group}
     existing = store.load_orders(conn, *store.open_in_groups(grouped, groups), lock=True) if groups else []
-    book = Book(existing, cash=cash, positions=positions, quotes=quotes, terms=terms, now=now)
+    book = Book(existing, cash=cash, positions=positions.quantities(), quotes=quotes, terms=terms, now=now)
     ids = itertools.count(-1, -1)
     entries: list[BookOrder] = []
     for account_id, p in batch:
@@ -183,13 +186,14 @@ def _place_in_transaction(
     if len(drawn) >= len(new_orders):  # Postgres: every write of the placement in one statement
         _renumber(book, new_orders, {o.id: drawn[i] for i, o in enumerate(new_orders)})
         went_in = store.insert_placed(conn, new_orders, [o for o in existing if o.dirty], book.fills,
-                                      {a: book.cash[a] for a in book.cash_changed}, now, commit=commit)
+                                      {a: book.cash[a] for a in book.cash_changed}, positions.after(book.fills),
+                                      now, commit=commit)
         _check_placed(new_orders, {o for o in new_orders if o.id in went_in})
     else:
         inserted = store.insert_orders(conn, new_orders, now)
         _check_placed(new_orders, {o for o in new_orders if (o.account_id, o.client_order_id) in inserted})
         _renumber(book, new_orders, {o.id: inserted[(o.account_id, o.client_order_id)] for o in new_orders})
-        _write_back(conn, book, [o for o in existing if o.dirty], now)
+        _write_back(conn, book, positions, [o for o in existing if o.dirty], now)
     fills: dict[int, list[VenueFill]] = {}
     for f in book.fills:
         fills.setdefault(f.order_id, []).append(store.venue_fill(f.id, f.quantity, f.price, f.fee, f.filled_at))
@@ -234,12 +238,13 @@ def with_order(
             loaded = [o.id for o in family]
             siblings = store.open_in_groups([account_id], [target.oco_group], loaded)
             family += store.load_orders(conn, *siblings, lock=True)
+        positions = store.read_positions(conn, [account_id], {o.symbol for o in family})
         book = Book(
-            family, cash={account_id: cash}, positions=store.net_quantities(conn, [account_id], [target.symbol]),
+            family, cash={account_id: cash}, positions=positions.quantities(),
             quotes=store.read_quotes(conn, [target.symbol]), terms=terms, now=now,
         )
         book.run(action(book, target))
-        _write_back(conn, book, [o for o in family if o.dirty], now)
+        _write_back(conn, book, positions, [o for o in family if o.dirty], now)
         return snapshot(target, store.fills_of_orders(conn, [target.id])[target.id])
 
 

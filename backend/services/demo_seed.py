@@ -27,8 +27,8 @@ from sqlmodel import Session, select
 
 from backend.db.models import (
     BillingCustomer, BrokerAccount, Community, CommunityRole, EquitySnapshot, Fill, Follow, Membership,
-    Notification, Order, OrderEvent, PaperAccount, PaperFill, PaperOrder, PaperQuote, PlatformRole, Position,
-    PositionLot, RiskDecisionRecord, RiskProfileRecord, Signal, SignalSource, SignalStatus, SourceKind,
+    Notification, Order, OrderEvent, PaperAccount, PaperFill, PaperOrder, PaperPosition, PaperQuote, PlatformRole,
+    Position, PositionLot, RiskDecisionRecord, RiskProfileRecord, Signal, SignalSource, SignalStatus, SourceKind,
     Subscription, User,
 )
 from backend.db.types import utcnow
@@ -222,6 +222,8 @@ def _seed_traded_signal(session, source, users, accounts, now) -> None:
         session.flush()
         session.add(PaperFill(paper_order_id=paper_order.id, symbol="AAPL", side="buy", quantity=qty, price=price,
                               filled_at=sent))
+        session.add(PaperPosition(paper_account_id=paper.id, symbol="AAPL", quantity=qty, avg_price=price,
+                                  updated_at=sent))  # the venue keeps it with its fills (paper_store)
         position = Position(user_id=user.id, broker_account_id=account.id, symbol="AAPL", quantity=qty,
                             avg_price=price, last_price=Decimal("195"), stop_loss=Decimal("180"),
                             take_profits=["210"], opened_at=sent, updated_at=now)

@@ -4,7 +4,7 @@ from backend.db.models.identity import (  # noqa: F401
     ApiKey, Community, CommunityRole, DiscordLinkCode, Membership, OAuthToken, PlatformRole, User, UserSession,
 )
 from backend.db.models.ops import (  # noqa: F401
-    AuditEvent, BillingCustomer, PaperAccount, PaperFill, PaperOrder, PaperQuote, Subscription,
+    AuditEvent, BillingCustomer, PaperAccount, PaperFill, PaperOrder, PaperPosition, PaperQuote, Subscription,
     WebhookEvent, WorkerHeartbeat,
 )
 from backend.db.models.signals import Follow, Signal, SignalRevision, SignalSource, SignalStatus, SourceKind  # noqa: F401

@@ -132,6 +132,24 @@ class PaperFill(SQLModel, table=True):
     filled_at: datetime = now_field()
 
 
+class PaperPosition(SQLModel, table=True):
+    """Net position per (paper account, symbol), kept so that no reader adds up the fills.
+
+    Written in the same transaction, under the same account lock, as every
+    fill that changes it (``paper_store``), so it always equals the fills folded
+    in order by the average-cost method (``paper_rules.after_fill``).  A position
+    closed to zero keeps its row (quantity 0, average 0).
+    """
+
+    __tablename__ = "paper_positions"
+
+    paper_account_id: int = Field(foreign_key="paper_accounts.id", primary_key=True, ondelete="CASCADE")
+    symbol: str = Field(primary_key=True, max_length=40)
+    quantity: Decimal = money()
+    avg_price: Decimal = money()
+    updated_at: datetime = now_field()
+
+
 class PaperQuote(SQLModel, table=True):
     """Last price per symbol for the paper venue (signal prices, a random walk in the demo)."""
 
