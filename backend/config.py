@@ -77,6 +77,10 @@ class Settings(BaseSettings):
     execution_max_retries: int = 5
     execution_backoff_base_seconds: float = 1.0
     signal_max_lag_seconds: float = 60.0
+    # A venue without plain stops gets the engine's stop as a stop-limit this far beyond the trigger.
+    stop_limit_slippage_bps: str = "100"
+    # How often engine-held take-profits (venues whose open exits lock the balance) are checked.
+    held_targets_poll_seconds: int = 5
 
     seed_demo_data: bool = True
     log_level: str = "INFO"
@@ -98,6 +102,22 @@ class Settings(BaseSettings):
         if not number.is_finite() or number < 0:
             raise ValueError(f"{info.field_name.upper()} must be zero or more, got {value!r}")
         return str(number)
+
+    @field_validator("stop_limit_slippage_bps")
+    @classmethod
+    def _slippage_below_whole_price(cls, value: str, info):
+        """A stop-limit's limit must stay a positive price: the bound is below 10000 bps (100 %)."""
+        number = Decimal(cls._non_negative_decimal(value, info))
+        if number >= 10000:
+            raise ValueError(f"{info.field_name.upper()} must be below 10000 (100 %), got {value!r}")
+        return str(number)
+
+    @field_validator("held_targets_poll_seconds")
+    @classmethod
+    def _positive_seconds(cls, value: int, info):
+        if value < 1:
+            raise ValueError(f"{info.field_name.upper()} must be at least 1 second, got {value!r}")
+        return value
 
     # ------------------------------------------------------------------ derived
     @property

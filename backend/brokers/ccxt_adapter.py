@@ -252,6 +252,9 @@ class CcxtAdapter(BrokerAdapter):
         price = float(r.limit_price) if kind == "limit" else None
         if r.order_type in ("stop", "stop_limit"):
             params[self.dialect.trigger_param] = float(r.stop_price)
+            if self.dialect.stop_direction_param:
+                params[self.dialect.stop_direction_param] = ("STOP_DIRECTION_STOP_DOWN" if r.side == "sell"
+                                                             else "STOP_DIRECTION_STOP_UP")
         tif = {"gtc": "GTC", "ioc": "IOC", "fok": "FOK"}.get(r.time_in_force.lower())
         if kind == "limit" and tif:
             params["timeInForce"] = tif

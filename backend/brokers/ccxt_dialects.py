@@ -34,6 +34,9 @@ class Dialect:
     trigger_param: str = "triggerPrice"  # ccxt's kraken ignores the unified name and would send a MARKET order
     order_types: frozenset[str] = frozenset({"market", "limit", "stop", "stop_limit"})
     quote_currency: str = "USD"
+    # where the venue wants a stop's direction (ccxt's coinbase defaults a sell stop to STOP_UP: it would
+    # trigger at once above the market); a sell stop triggers on the way down, a buy stop on the way up
+    stop_direction_param: str | None = None
     options: dict[str, Any] = field(default_factory=dict)
     # where the venue says whether the key may trade (None: it does not say)
     balance_trade_flag: str | None = None              # a key of fetch_balance()["info"]
@@ -49,6 +52,7 @@ DIALECTS: dict[str, Dialect] = {
     "kraken": Dialect(lookup="filter", trigger_param="stopLossPrice"),
     "coinbase": Dialect(client_id_param="client_order_id", client_ids_unique_forever=True,
                         market_buy_needs_price=True, order_types=frozenset({"market", "limit", "stop_limit"}),
+                        stop_direction_param="stop_direction",
                         options={"fetchBalance": "v3PrivateGetBrokerageAccounts"},
                         permissions_call=("v3PrivateGetBrokerageKeyPermissions", "can_trade")),
 }

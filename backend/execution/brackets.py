@@ -328,14 +328,21 @@ def bracket_left(session: Session, children: list[Order], held: dict[int, Order]
 
 def replacement_fields(old: Order, quantity: Decimal, *, now: datetime, stop_price: Decimal | None = None,
                        limit_price: Decimal | None = None, tag: str = "resize") -> dict:
-    """A copy of ``old`` with a new size or price that waits for ``old`` to be cancelled."""
+    """A copy of ``old`` with a new size or price that waits for ``old`` to be cancelled.
+
+    A stop that went out as a stop-limit (``stop_limits``) and moves is planned as a plain stop
+    again: its limit is derived from the new trigger when it is sent.
+    """
+    order_type, old_limit = old.order_type, old.limit_price
+    if old.leg == legs.STOP and order_type == "stop_limit" and stop_price is not None and stop_price != old.stop_price:
+        order_type, old_limit = "stop", None
     return order_fields(
         client_order_id=client_order_id(f"{tag}:{old.id}", old.user_id,
                                         f"{quantity}:{stop_price or old.stop_price}:{limit_price or old.limit_price}"),
         user_id=old.user_id, broker_account_id=old.broker_account_id, symbol=old.symbol, side=old.side,
         quantity=quantity, leg=old.leg, now=now, signal_id=old.signal_id, decision_id=old.decision_id,
-        asset_class=old.asset_class, order_type=old.order_type, time_in_force=old.time_in_force,
-        limit_price=limit_price if limit_price is not None else old.limit_price,
+        asset_class=old.asset_class, order_type=order_type, time_in_force=old.time_in_force,
+        limit_price=limit_price if limit_price is not None else old_limit,
         stop_price=stop_price if stop_price is not None else old.stop_price, reduce_only=old.reduce_only,
         oco_group=old.oco_group, option_right=old.option_right, strike=old.strike, expiry=old.expiry,
         parent_order_id=old.parent_order_id, wait_for_order_id=old.id)

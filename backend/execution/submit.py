@@ -50,7 +50,7 @@ from backend.db.models import BrokerAccount, Order
 from backend.db.types import utcnow
 from backend.errors import AuthenticationFailed, BrokerError, OrderNotFound, TradeExecutorError
 from backend.execution import intents as legs
-from backend.execution import venue_fit
+from backend.execution import stop_limits, venue_fit
 from backend.execution.adapters import Adapters
 from backend.execution.brackets import waiting_verdict
 from backend.execution.crash_hook import crash_point
@@ -199,8 +199,9 @@ async def _send(adapter: BrokerAdapter | None, batch: _Batch, error: Exception |
         except Exception as exc:  # noqa: BLE001 - one answer for the whole batch
             return [exc] * len(batch.requests)
     results: list[OrderSnapshot | Exception] = []
-    for request in batch.requests:
+    for i, request in enumerate(batch.requests):
         try:
+            batch.requests[i] = request = await stop_limits.as_sent(adapter, request)  # _record keeps what was sent
             results.append(await adapter.place_order(request))
         except Exception as exc:  # noqa: BLE001 - recorded per order below
             results.append(exc)
@@ -297,13 +298,14 @@ def _record(engine, adapters: Adapters, batches: list[_Batch], answers: list[lis
                                 positions=preloaded, fill_ids=fill_ids,
                                 watched=loss_guard.watched(users, extra[-3]) if extra is not None else None)
         for batch, results in zip(batches, answers):
-            for sent, answer in zip(batch.orders, results):
+            for sent, answer, request in zip(batch.orders, results, batch.requests):
                 order = orders[sent.id]
                 if order.status not in OPEN:
                     continue  # finished meanwhile (a concurrent worker recorded it)
                 order.attempts += 1
                 if isinstance(answer, OrderSnapshot):
                     order.next_attempt_at = None
+                    _keep_as_sent(journal, order, request)
                     settlement.apply(order, answer)
                     if order.status != REJECTED:
                         for child_id in batch.children.get(order.id, ()):
@@ -330,6 +332,16 @@ def _record(engine, adapters: Adapters, batches: list[_Batch], answers: list[lis
             journal.commit(session, durable=False)
     journal.publish()
     return result
+
+
+def _keep_as_sent(journal: Journal, order, request: OrderRequest) -> None:
+    """The row says what the venue holds: a stop sent as a stop-limit (``stop_limits``) becomes one."""
+    if (request.order_type, request.limit_price) == (order.order_type, order.limit_price):
+        return
+    journal.audit("order.sent_as", subject_type="order", subject_id=order.id, actor_user_id=order.user_id,
+                  data={"planned": order.order_type, "sent": request.order_type,
+                        "stop_price": str(request.stop_price), "limit_price": str(request.limit_price)})
+    order.order_type, order.limit_price = request.order_type, request.limit_price
 
 
 def _record_error(session: Session, journal: Journal, order: Order, exc: Exception, now: datetime,

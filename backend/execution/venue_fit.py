@@ -5,7 +5,8 @@ trade, an order type it lacks, a short sale where it cannot short, a
 fractional quantity where it trades whole units) is refused by the engine
 with a reason the member can act on, instead of being sent and bounced (or,
 worse, half-understood) by the venue.  Only capabilities are consulted,
-never the broker's name.
+never the broker's name.  A plain stop at a venue that takes stop-limits
+only is not refused: it goes out as a stop-limit (``stop_limits``).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from backend.brokers.credentials import spec_for
 from backend.db.models import BrokerAccount, Order
 from backend.errors import OrderRejected
 from backend.execution import intents as legs
+from backend.execution.stop_limits import sent_order_type
 
 
 class UnsupportedByVenue(OrderRejected):
@@ -38,7 +40,7 @@ def refusal(caps: Capabilities, order: Order, venue: str) -> UnsupportedByVenue 
         kinds = ", ".join(sorted(caps.asset_classes))
         return UnsupportedByVenue(f"{venue} does not trade {order.asset_class} instruments (only {kinds}), "
                                   f"so this {order.symbol} order was not sent.")
-    if order.order_type not in caps.order_types:
+    if sent_order_type(caps, order.order_type) not in caps.order_types:
         kinds = ", ".join(sorted(caps.order_types))
         return UnsupportedByVenue(f"{venue} does not take {order.order_type.replace('_', '-')} orders "
                                   f"(it takes {kinds}), so this {order.symbol} order was not sent.")

@@ -87,7 +87,8 @@ class FakeCoinbase(CcxtVenueFake):
             config = {"limit_limit_gtc": {"base_size": fmt(o.quantity), "limit_price": fmt(o.limit_price), "post_only": False}}
         else:
             config = {"stop_limit_stop_limit_gtc": {"base_size": fmt(o.quantity), "limit_price": fmt(o.limit_price),
-                                                    "stop_price": fmt(o.stop_price), "stop_direction": "STOP_DIRECTION_STOP_DOWN"}}
+                                                    "stop_price": fmt(o.stop_price),
+                                                    "stop_direction": o.extra.get("stop_direction") or "STOP_DIRECTION_STOP_DOWN"}}
         d.update(order_id=o.order_id, product_id=o.symbol, order_configuration=config, side=o.side.upper(),
                  client_order_id=o.client_id, status=STATUS.get(o.status, "OPEN"), created_time=_iso(o.created_at),
                  filled_size=fmt(o.filled), average_filled_price=fmt(o.avg_price or Decimal("0")),
@@ -162,7 +163,7 @@ class FakeCoinbase(CcxtVenueFake):
                                  order_type, qty,
                                  limit_price=Decimal(cfg["limit_price"]) if cfg.get("limit_price") else None,
                                  stop_price=Decimal(cfg["stop_price"]) if cfg.get("stop_price") else None,
-                                 time_in_force="GTC")
+                                 time_in_force="GTC", extra={"stop_direction": cfg.get("stop_direction")})
             self.book.submit(existing)
         return web.json_response({"success": True, "failure_reason": "UNKNOWN_FAILURE_REASON",
                                   "order_id": existing.order_id,

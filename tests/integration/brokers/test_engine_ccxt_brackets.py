@@ -17,7 +17,7 @@ import pytest
 from sqlmodel import Session, select
 
 from backend.brokers.credentials import build_provider
-from backend.db.models import BrokerAccount, Follow, Order, Position
+from backend.db.models import AuditEvent, BrokerAccount, Follow, Order, Position
 from backend.db.types import utcnow
 from backend.execution.adapters import Adapters
 from backend.execution.runner import recover
@@ -88,3 +88,39 @@ async def test_the_engine_keeps_the_stop_no_larger_than_the_position_through_the
     assert held(engine) == D(0) and live(engine, "stop") == []
     assert not [o for o in fake.book.orders.values() if o.is_open]
     assert venue_symbol not in fake.book.positions
+
+
+async def test_a_stop_goes_to_coinbase_as_a_stop_limit_bounded_by_the_slippage_setting(engine):
+    """Coinbase takes no plain stop: the engine sends a stop-limit whose limit is STOP_LIMIT_SLIPPAGE_BPS
+    (100 by default) below a long's trigger, rounded down to the 0.01 tick, and records it on the row."""
+    with Session(engine, expire_on_commit=False) as s:
+        world = seed_world(s, profile={"sizing_value": D("0.01")})
+    fake = make_fake("coinbase", api_key=f"key-{uuid.uuid4().hex[:10]}", secret=f"sec-{uuid.uuid4().hex}")
+    async with serve(fake.app()) as url:
+        account = await connect_account(engine, world.followers[0].id, "ccxt", "Coinbase",
+                                        {"api_key": fake.api_key, "secret": fake.secret}, exchange_id="coinbase",
+                                        live=True, base_url=url, adapter_options=OPTIONS)
+        with Session(engine) as s:
+            s.get(Follow, world.follows[0].id).broker_account_id = account["id"]
+            s.get(BrokerAccount, world.accounts[0].id).status = "disconnected"
+            s.commit()
+        adapters = Adapters(engine, provider=build_provider(options={"ccxt": OPTIONS}))
+        try:
+            result = await trading.ingest_discord_message(channel_id=world.source.discord_channel_id,
+                                                          message_id="cb-sl", content="Buy BTC/USD 68000 SL 61234.57",
+                                                          sent_at=utcnow(), engine=engine, adapters=adapters)
+        finally:
+            await adapters.aclose()
+    assert (result["approved"], result["orders_submitted"]) == (1, 2)
+    [stop] = live(engine, "stop")
+    assert (stop.order_type, stop.stop_price, stop.limit_price, stop.quantity) == (
+        "stop_limit", D("61234.57"), D("60622.22"), D("0.01"))       # 61234.57 x 0.99 = 60622.2243 -> down
+    venue = fake.book.by_client_id(stop.client_order_id)
+    assert (venue.status, venue.order_type, venue.side, venue.stop_price, venue.limit_price) == (
+        "open", "stop_limit", "sell", D("61234.57"), D("60622.22"))
+    assert venue.extra["stop_direction"] == "STOP_DIRECTION_STOP_DOWN"   # a sell stop triggers on the way down
+    with Session(engine) as s:
+
+        sent_as = s.exec(select(AuditEvent).where(AuditEvent.action == "order.sent_as")).all()
+    assert [(e.subject_id, e.data["sent"], e.data["limit_price"]) for e in sent_as] == [
+        (str(stop.id), "stop_limit", "60622.22")]
