@@ -43,6 +43,17 @@ class Capabilities:
     session_status: bool = False    # a long-lived session whose ``status()`` can change between calls (IBKR)
     in_process: bool = False        # the venue runs inside the product (paper): no network to time out or throttle
 
+    def engine_holds_targets(self) -> bool:
+        """Whether the engine keeps a signal's take-profits itself instead of placing them at the venue.
+
+        Where open exits hold quantity and the venue holds no brackets (spot
+        crypto through ccxt), the venue-held stop locks every unit: a target
+        placed beside it is refused.  The stop stays at the venue (protection
+        survives the engine being down) and the targets wait in the engine
+        until their price is reached (``execution.held_targets``).
+        """
+        return self.exits_reserve_quantity and not self.native_brackets
+
     def split_ladder(self, targets: int) -> bool:
         """Whether a ladder of ``targets`` take-profits must go out as one bracket per target.
 

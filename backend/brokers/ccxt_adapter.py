@@ -74,7 +74,7 @@ _FINAL = {"filled", "cancelled", "expired", "rejected"}
 # What every ccxt exchange shares here (spot crypto, fractional amounts); each instance narrows the
 # order types to its exchange's dialect and sets its own request rate.
 KIND_CAPABILITIES = Capabilities(asset_classes=frozenset({"crypto"}), order_types=frozenset({"market", "limit"}),
-                                 fractional=True)
+                                 fractional=True, exits_reserve_quantity=True)
 
 
 class CcxtAdapter(BrokerAdapter):
@@ -108,9 +108,11 @@ class CcxtAdapter(BrokerAdapter):
         self.account_key = account_key(exchange_id, credentials.get("api_key"), live)
         rate = requests_per_minute or half_of(ccxt_published_per_minute(self._ex.rateLimit))
         self._bucket = shared_bucket("ccxt", self.account_key, rate)
+        # Spot: an open sell locks the coins it sells, so a full-size stop leaves nothing for a target
+        # beside it; the engine keeps the stop at the venue and holds the targets itself (``held_targets``).
         self.capabilities = Capabilities(
             asset_classes=frozenset({"crypto"}), order_types=self.dialect.order_types, fractional=True,
-            max_requests_per_minute=rate,
+            exits_reserve_quantity=True, max_requests_per_minute=rate,
         )
         self._markets_ttl, self._clock, self._markets_at = markets_ttl, clock, None
         self._engine, self._broker_account_id = engine, broker_account_id

@@ -15,6 +15,19 @@ share an ``oco_group`` (the entry's client order id), point at the entry
   stop, a flat position cancels what is left, a flipped position cancels
   children on the wrong side.  The engine does this itself rather than
   relying on venue OCO, which would cancel a whole ladder on its first fill.
+* Venue whose open exits hold quantity but that holds no brackets (spot
+  crypto through ccxt: ``capabilities.engine_holds_targets``): an open sell
+  locks the coins, so a full-size stop and the targets cannot all rest there.
+  The stop goes to the venue (protection survives the engine being down);
+  the targets stay ``new`` rows held by the engine (``is_engine_held``: they
+  wait for themselves), and ``held_targets`` sends each one when the quote
+  reaches it: it shrinks the stop first (cancel, confirmed, then a
+  replacement for the rest), the target waits for that cancel, then goes out
+  as a limit sell of its slice.  ``rebalance`` trims or cancels held targets
+  with the working ones.
+* Venue whose open exits hold quantity and whose bracket holds one target
+  (Alpaca): the fan-out splits the ladder into one bracket per target
+  (``add_slices``).
 
 Changing a working order is cancel + replace: the replacement waits for the
 old order and goes out only once that one is cancelled (never two stops at
@@ -89,6 +102,28 @@ def add_slices(plan: Plan, entry, *, stop: Decimal | None, targets: Sequence[tup
     return slices
 
 
+def holds_in_engine(caps, order: Order) -> bool:
+    """Whether a take-profit released by its entry's fill stays in the engine instead of going out.
+
+    At a venue that locks what open exits sell and holds no brackets
+    (``capabilities.engine_holds_targets``) the stop goes out and the targets
+    wait (``held_targets``).  Only a target released by its entry: one the
+    engine triggered waits for the stop that makes room for it instead.
+    """
+    return bool(caps is not None and caps.engine_holds_targets() and legs.is_tp(order.leg)
+                and order.parent_order_id is not None and order.wait_for_order_id == order.parent_order_id)
+
+
+def is_engine_held(order: Order) -> bool:
+    """A take-profit the engine holds: ``new``, waiting for itself (for its price: ``held_targets``).
+
+    No column of its own: an order that waits for itself is never released by
+    anything else (``waiting_verdict`` says ``wait``), so every path that sends
+    ``new`` orders (submission, ``runner.recover``) leaves it alone by design.
+    """
+    return order.status == NEW and order.wait_for_order_id is not None and order.wait_for_order_id == order.id
+
+
 def cancel_or_queue(session: Session, order: Order, journal: Journal, *, now: datetime, reason: str,
                     venue_cancels: set[int]) -> None:
     """Cancel an order: locally if the venue never saw it, else queue a cancel at the venue."""
@@ -104,6 +139,9 @@ def waiting_verdict(order: Order, waited: Order | None) -> str:
     * a bracket child waits for its entry: ready once the entry ended with a fill;
     * a replacement (same leg) waits for the order it replaces: ready once that
       one is cancelled or expired, dropped if it filled;
+    * a triggered engine-held target waits for the stop that makes room for it
+      (``held_targets``): likewise;
+    * an engine-held target waits for itself: never ready until triggered;
     * anything else (the entry of a close-then-reverse) needs a complete fill.
     """
     if order.wait_for_order_id is None or waited is None:
@@ -112,6 +150,8 @@ def waiting_verdict(order: Order, waited: Order | None) -> str:
         return "wait"
     if waited.leg == legs.ENTRY and legs.is_child(order.leg):
         return "ready" if waited.filled_quantity > 0 and order.quantity > 0 else "cancel"
+    if legs.is_tp(order.leg) and waited.leg == legs.STOP:  # an engine-held target waits for the stop to make room
+        return "ready" if waited.status != FILLED else "cancel"
     if waited.leg == order.leg:
         return "ready" if waited.status != FILLED else "cancel"
     return "ready" if waited.status == FILLED else "cancel"
@@ -120,6 +160,8 @@ def waiting_verdict(order: Order, waited: Order | None) -> str:
 def _why(order: Order, waited: Order) -> str:
     if waited.leg == legs.ENTRY and legs.is_child(order.leg):
         return "The entry order ended without a fill." if waited.filled_quantity == 0 else "Nothing left to cover."
+    if legs.is_tp(order.leg) and waited.leg == legs.STOP:
+        return "The stop filled first: there is nothing left for this target to sell."
     if waited.leg == order.leg:
         return "The order it was replacing filled first."
     return f"The order before it ended {waited.status} instead of filled."
@@ -211,7 +253,8 @@ def rebalance(session: Session, positions: Iterable[Position], journal: Journal,
     """Keep live stops and take-profits within the position they protect.
 
     Children of an entry that has not filled at all are left alone: they
-    protect a position that does not exist yet.  ``known``: orders held in
+    protect a position that does not exist yet.  Engine-held targets count
+    with the working ones (trimmed in place, cancelled locally when flat).  ``known``: orders held in
     memory (newer than the database), looked up before reading a parent.
     """
     plan = Plan()
@@ -223,8 +266,9 @@ def rebalance(session: Session, positions: Iterable[Position], journal: Journal,
         candidates = session.exec(select(Order).where(Order.broker_account_id.in_({k[0] for k in touched}),
                                                       Order.status.in_(tuple(WORKING)))).all()
     candidates = list(candidates)
-    children = sorted((c for c in candidates if c.status in WORKING and c.reduce_only and legs.is_child(c.leg)
-                       and c.broker_account_id in {k[0] for k in touched}), key=lambda c: -c.id)
+    children = sorted((c for c in candidates if (c.status in WORKING or is_engine_held(c)) and c.reduce_only
+                       and legs.is_child(c.leg) and c.broker_account_id in {k[0] for k in touched}),
+                      key=lambda c: -c.id)
     parents = {c.parent_order_id for c in children if c.parent_order_id}
     held = {**{c.id: c for c in candidates}, **(known or {})}
     unfilled = {p for p in parents if p in held and held[p].filled_quantity == 0}
@@ -274,6 +318,14 @@ def free_for_close(plan: Plan, session: Session, journal: Journal, orders: Itera
     for kind in ([o for o in mine if o.leg == legs.STOP], [o for o in mine if legs.is_tp(o.leg)]):
         _trim(plan, session, journal, kind, left, {}, now=now, venue_cancels=plan.cancel_order_ids,
               replaceable=replaceable)
+
+
+def shrink_to(plan: Plan, session: Session, journal: Journal, orders: Iterable[Order], size: Decimal, *,
+              now: datetime, replaceable) -> None:
+    """Cut ``orders`` (one kind: a position's working stops) to ``size`` in all, newest first; cancels go in
+    ``plan.cancel_order_ids``, the replacements for what is left wait for them (``held_targets``)."""
+    _trim(plan, session, journal, sorted(orders, key=lambda o: -o.id), size, {}, now=now,
+          venue_cancels=plan.cancel_order_ids, replaceable=replaceable)
 
 
 def _trim(plan: Plan, session: Session, journal: Journal, live: list[Order], size: Decimal,

@@ -29,7 +29,11 @@ and the engine manages the targets (``held_by_venue``), except where open
 exits hold quantity (``capabilities.split_ladder``, Alpaca): there the
 fan-out has already split the entry into one bracket per target
 (``brackets.add_slices``), each of which fits the venue's bracket whole.
-Elsewhere the children wait for the entry (``brackets``).
+Elsewhere the children wait for the entry (``brackets``).  Where open exits
+hold quantity but the venue holds no brackets (``capabilities.
+engine_holds_targets``, spot crypto), a released take-profit is not sent: it
+stays ``new``, held by the engine (``hold``), and ``held_targets`` sends it
+when its price is reached.
 """
 
 from __future__ import annotations
@@ -52,7 +56,7 @@ from backend.errors import AuthenticationFailed, BrokerError, OrderNotFound, Tra
 from backend.execution import intents as legs
 from backend.execution import stop_limits, venue_fit
 from backend.execution.adapters import Adapters
-from backend.execution.brackets import waiting_verdict
+from backend.execution.brackets import holds_in_engine, waiting_verdict
 from backend.execution.crash_hook import crash_point
 from backend.execution.journal import Journal
 from backend.execution import loss_guard, positions
@@ -81,6 +85,7 @@ class _Batch:
     requests: list[OrderRequest]
     children: dict[int, list[int]]  # entry id -> child ids sent inside its bracket
     refused: list[tuple[Order, Exception]] = field(default_factory=list)  # the venue cannot take these: not sent
+    held: list[Order] = field(default_factory=list)  # take-profits the engine keeps (``brackets.holds_in_engine``)
 
 
 def backoff_seconds(attempts: int, base: float) -> float:
@@ -173,8 +178,11 @@ def _make_batches(due: list[Order], candidates: Iterable[Order], accounts: dict[
         # A venue OCO group cancels the whole group on the first fill: right for a bracket the venue
         # holds whole, wrong for a ladder the engine manages next to a venue-held stop.
         send_oco = bool(caps and caps.native_oco and native and caps.max_bracket_take_profits is None)
-        requests, children, sent, refused = [], {}, [], []
+        requests, children, sent, refused, held_back = [], {}, [], [], []
         for order in group:
+            if holds_in_engine(caps, order):
+                held_back.append(order)
+                continue
             why = venue_fit.refusal(caps, order, venue_fit.venue_name(account)) if caps is not None else None
             if why is not None:
                 refused.append((order, why))
@@ -185,7 +193,7 @@ def _make_batches(due: list[Order], candidates: Iterable[Order], accounts: dict[
             if spec is not None:
                 children[order.id] = [c.id for c in held]
             requests.append(request_for(order, spec, send_oco=send_oco))
-        batches.append(_Batch(account, sent, requests, children, refused))
+        batches.append(_Batch(account, sent, requests, children, refused, held_back))
     return batches
 
 
@@ -274,7 +282,7 @@ def _record(engine, adapters: Adapters, batches: list[_Batch], answers: list[lis
     journal = Journal()
     result = SubmitResult(sent=sum(len(b.orders) for b in batches))
     ids = [o.id for b in batches for o in b.orders] + [c for b in batches for cs in b.children.values() for c in cs] \
-        + [o.id for b in batches for o, _ in b.refused]
+        + [o.id for b in batches for o, _ in b.refused] + [o.id for b in batches for o in b.held]
     with Session(engine, expire_on_commit=False) as session:
         # The sent orders and the open orders of their accounts, locked in one statement, as plain rows
         # (``rows``): settling may release or resize the latter.  ``Settlement`` writes them back.
@@ -317,6 +325,8 @@ def _record(engine, adapters: Adapters, batches: list[_Batch], answers: list[lis
                 else:
                     _record_error(session, journal, order, answer, now, settings, result)
                     settlement.touch(order)
+            for target in batch.held:
+                hold(journal, orders[target.id], now)
             for refused, why in batch.refused:  # never sent: the venue's capabilities rule them out
                 order = orders[refused.id]
                 if order.status in OPEN:
@@ -332,6 +342,18 @@ def _record(engine, adapters: Adapters, batches: list[_Batch], answers: list[lis
             journal.commit(session, durable=False)
     journal.publish()
     return result
+
+
+def hold(journal: Journal, order, now: datetime) -> None:
+    """Keep a released take-profit in the engine: it waits for itself until ``held_targets`` triggers it."""
+    if order.status != NEW or order.wait_for_order_id != order.parent_order_id:
+        return  # triggered or finished meanwhile
+    order.wait_for_order_id, order.updated_at = order.id, now
+    journal.audit("order.held_by_engine", subject_type="order", subject_id=order.id, actor_user_id=order.user_id,
+                  data={"leg": order.leg, "symbol": order.symbol, "quantity": str(order.quantity),
+                        "limit_price": str(order.limit_price),
+                        "why": "Open sells lock the coins at this venue: the stop holds them, the engine "
+                               "sends this target when its price is reached."})
 
 
 def _keep_as_sent(journal: Journal, order, request: OrderRequest) -> None:

@@ -25,6 +25,10 @@ class Job:
     name: str
     seconds: int
     run: Callable[[sa.Engine], object]
+    setting: str | None = None  # a settings field that overrides ``seconds`` (an operator's choice)
+
+    def interval(self, settings) -> int:
+        return int(getattr(settings, self.setting)) if self.setting else self.seconds
 
 
 def heartbeat_job(engine: sa.Engine) -> None:
@@ -45,6 +49,15 @@ def risk_halts_job(engine: sa.Engine, *, now: datetime | None = None) -> int:
     return lift_expired(engine, now=now)
 
 
+def held_targets_job(engine: sa.Engine):
+    """Send the take-profits the engine holds (spot exchanges: the venue-held stop locks the coins) once the
+    market reaches them.  Adapters are built only when something is held, and closed after the pass."""
+    from backend.execution.held_targets import run_held_targets
+    from backend.reconcile.job import run_blocking
+
+    return run_blocking(run_held_targets(engine))
+
+
 def paper_walk_job(engine: sa.Engine) -> None:
     from backend.brokers.paper_walk import walk_paper_quotes
 
@@ -57,6 +70,7 @@ JOBS: list[Job] = [
     Job("discord_tokens", 3600, discord_token_job),
     Job("risk_halts", 60, risk_halts_job),
     Job("paper_walk", 5, paper_walk_job),
+    Job("held_targets", 5, held_targets_job, setting="held_targets_poll_seconds"),
 ]
 
 

@@ -3,7 +3,8 @@
 Runs exactly once per deployment (never inside the web process, which may
 have many workers): heartbeats, reconciliation with brokers (which also
 records equity snapshots), Discord token refresh, lifting daily-loss halts,
-and, when ``PAPER_RANDOM_WALK_BPS`` is set (the run command sets it for the
+sending the take-profits the engine holds at spot exchanges once their price
+is reached (every ``HELD_TARGETS_POLL_SECONDS``), and, when ``PAPER_RANDOM_WALK_BPS`` is set (the run command sets it for the
 demo), a random walk of the paper venue's quotes so the demo moves.
 """
 
@@ -27,8 +28,9 @@ log = logging.getLogger("backend.scheduler")
 def build_scheduler(engine) -> AsyncIOScheduler:
     """Every job on its interval; each first runs when the process starts (see ``main``)."""
     scheduler = AsyncIOScheduler(timezone="UTC")
+    settings = get_settings()
     for job in JOBS:
-        scheduler.add_job(run_safely, IntervalTrigger(seconds=job.seconds), args=[job, engine], id=job.name,
+        scheduler.add_job(run_safely, IntervalTrigger(seconds=job.interval(settings)), args=[job, engine], id=job.name,
                           max_instances=1, coalesce=True)
     return scheduler
 

@@ -8,6 +8,10 @@ order sent.") only while the earlier order with that id is still open.
 ``can_trade`` is what ``GET /api/v3/account`` says in ``canTrade`` (a key
 without the spot trading permission reads False).  Quotes come from
 ``GET /api/v3/ticker/24hr`` (what ccxt's ``fetch_ticker`` calls) at the book's price.
+Balances are spot balances (``SpotBook``): open orders lock what they sell or
+pay, ``/api/v3/account`` reports ``free``/``locked``, and an order beyond the
+free balance is refused with -2010 "Account has insufficient balance for
+requested action.".
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from urllib.parse import parse_qsl
 
 from aiohttp import web
 
-from fakes.ccxt_fake_base import PARAMS, CcxtVenueFake
+from fakes.ccxt_fake_base import PARAMS, CcxtVenueFake, SpotBook
 from fakes.loopback import fmt, load_fixture
 from fakes.venue_book import BookOrder, BookReject, SymbolRule, VenueBook
 
@@ -38,7 +42,7 @@ class FakeBinance(CcxtVenueFake):
     venue = "binance"
 
     def __init__(self, *, api_key: str = "binance-key", secret: str = "binance-secret", book: VenueBook | None = None):
-        super().__init__(book or VenueBook(
+        super().__init__(book or SpotBook(
             {"BTCUSDT": Decimal("60000"), "ETHUSDT": Decimal("3000")}, cash=Decimal("100000"),
             fee_rate=Decimal("0.001"), fill_prefix="", client_id_scope="open",
             rules={"BTCUSDT": SymbolRule(Decimal("0.00001"), Decimal("5")),
@@ -114,9 +118,11 @@ class FakeBinance(CcxtVenueFake):
 
     async def account(self, request):
         d = load_fixture("binance", "account.json")
-        balances = [{"asset": self.quote_asset, "free": fmt(self.book.cash), "locked": "0.00000000"}]
-        for symbol, (qty, _) in self.book.positions.items():
-            balances.append({"asset": symbol.removesuffix(self.quote_asset), "free": fmt(qty), "locked": "0.00000000"})
+        book = self.book
+        balances = [{"asset": self.quote_asset, "free": fmt(book.free_quote()), "locked": fmt(book.locked_quote())}]
+        for symbol in book.positions:
+            balances.append({"asset": symbol.removesuffix(self.quote_asset), "free": fmt(book.free_base(symbol)),
+                             "locked": fmt(book.locked_base(symbol))})
         d["balances"] = balances
         d["canTrade"] = self.can_trade
         return web.json_response(d)

@@ -7,7 +7,9 @@ documents, a repeated ``client_order_id`` does not create a second order:
 the existing order's id is returned.  Market buys arrive as ``quote_size``
 (ccxt multiplies amount x price), and order failures come back as HTTP 200
 ``{"success": false, "error_response": ...}``.  ``GET .../key_permissions``
-answers with ``can_trade`` (steer with ``self.can_trade``).
+answers with ``can_trade`` (steer with ``self.can_trade``).  Balances are spot
+balances (``SpotBook``): ``available_balance`` and ``hold`` follow the open
+orders, and an order beyond what is available fails with ``INSUFFICIENT_FUND``.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from decimal import Decimal
 
 from aiohttp import web
 
-from fakes.ccxt_fake_base import CcxtVenueFake
+from fakes.ccxt_fake_base import CcxtVenueFake, SpotBook
 from fakes.loopback import fmt, load_fixture
 from fakes.venue_book import BookOrder, BookReject, SymbolRule, VenueBook
 
@@ -35,7 +37,7 @@ class FakeCoinbase(CcxtVenueFake):
     venue = "coinbase"
 
     def __init__(self, *, api_key: str = "coinbase-key", secret: str = "coinbase-secret", book: VenueBook | None = None):
-        super().__init__(book or VenueBook(
+        super().__init__(book or SpotBook(
             {"BTC-USD": Decimal("67060"), "ETH-USD": Decimal("3500")}, cash=Decimal("100000"),
             fee_rate=Decimal("0.006"), id_factory=lambda: str(uuid.uuid4()), fill_prefix="T-",
             rules={"BTC-USD": SymbolRule(Decimal("0.00000001"), Decimal("1")),
@@ -131,12 +133,14 @@ class FakeCoinbase(CcxtVenueFake):
     # --- private --------------------------------------------------------------------------
     async def accounts(self, request):
         accounts = []
-        holdings = {"USD": self.book.cash} | {s.split("-")[0]: q for s, (q, _) in self.book.positions.items()}
-        for currency, value in holdings.items():
+        book = self.book
+        holdings = {"USD": (book.free_quote(), book.locked_quote())} | {
+            s.split("-")[0]: (book.free_base(s), book.locked_base(s)) for s in book.positions}
+        for currency, (free, locked) in holdings.items():
             a = load_fixture("coinbase", "account.json")
             a.update(uuid=str(uuid.uuid5(uuid.NAMESPACE_OID, currency)), name=f"{currency} Wallet", currency=currency,
-                     available_balance={"value": fmt(value), "currency": currency},
-                     hold={"value": "0", "currency": currency},
+                     available_balance={"value": fmt(free), "currency": currency},
+                     hold={"value": fmt(locked), "currency": currency},
                      type="ACCOUNT_TYPE_FIAT" if currency == "USD" else "ACCOUNT_TYPE_CRYPTO")
             accounts.append(a)
         return web.json_response({"accounts": accounts, "has_next": False, "cursor": "", "size": len(accounts)})

@@ -5,7 +5,9 @@ and recomputes ccxt's ``API-Sign`` (HMAC-SHA512 over path + SHA256(nonce +
 body) with the base64 secret), answering ``EAPI:Invalid key`` on a mismatch
 as Kraken does.  Errors come back as HTTP 200 with an ``error`` list.  As at
 Kraken, a ``cl_ord_id`` is unique among OPEN orders only; ``OpenOrders`` and
-``ClosedOrders`` filter by ``cl_ord_id``.
+``ClosedOrders`` filter by ``cl_ord_id``.  Balances are spot balances
+(``SpotBook``): ``BalanceEx`` reports what open orders hold in ``hold_trade``,
+and an order beyond the free balance is refused "EOrder:Insufficient funds".
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from urllib.parse import parse_qsl
 
 from aiohttp import web
 
-from fakes.ccxt_fake_base import PARAMS, CcxtVenueFake
+from fakes.ccxt_fake_base import PARAMS, CcxtVenueFake, SpotBook
 from fakes.loopback import fmt, load_fixture
 from fakes.venue_book import BookOrder, BookReject, SymbolRule, VenueBook
 
@@ -39,7 +41,7 @@ class FakeKraken(CcxtVenueFake):
     venue = "kraken"
 
     def __init__(self, *, api_key: str = "kraken-key", secret: str | None = None, book: VenueBook | None = None):
-        super().__init__(book or VenueBook(
+        super().__init__(book or SpotBook(
             {"XXBTZUSD": Decimal("30000"), "XETHZUSD": Decimal("2000")}, cash=Decimal("100000"),
             fee_rate=Decimal("0.0026"), id_factory=kraken_ids("O"), fill_prefix="TKH2SE-M7IF5-",
             client_id_scope="open",
@@ -129,9 +131,10 @@ class FakeKraken(CcxtVenueFake):
 
     # --- private ---------------------------------------------------------------------------
     async def balanceex(self, request):
-        result = {"ZUSD": {"balance": fmt(self.book.cash), "hold_trade": "0"}}
-        for symbol, (qty, _) in self.book.positions.items():
-            result[BASES[symbol]] = {"balance": fmt(qty), "hold_trade": "0"}
+        book = self.book
+        result = {"ZUSD": {"balance": fmt(book.cash), "hold_trade": fmt(book.locked_quote())}}
+        for symbol, (qty, _) in book.positions.items():
+            result[BASES[symbol]] = {"balance": fmt(qty), "hold_trade": fmt(book.locked_base(symbol))}
         return self.ok(result)
 
     async def addorder(self, request):

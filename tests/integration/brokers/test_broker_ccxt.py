@@ -267,6 +267,7 @@ async def test_stop_orders_rest_at_the_venue_as_stops(exchange_id, order_type):
     limit = stop - Decimal("10") if order_type == "stop_limit" else None
     async with serve(fake.app()) as url:
         adapter = build(fake, exchange_id, url)
+        await adapter.place_order(req(spec))             # spot: a sell needs the coins it sells
         snap = await adapter.place_order(req(spec, side="sell", order_type=order_type, stop_price=stop, limit_price=limit))
         await adapter.close()
     booked = fake.book.get(snap.broker_order_id)
@@ -346,3 +347,29 @@ async def test_registry_builds_it_with_the_engine_kwargs(venue):
     assert isinstance(built, CcxtAdapter) and built.exchange_id == exchange_id
     assert (await built.account()).cash == Decimal("100000")
     await built.close()
+
+
+async def test_open_orders_lock_spot_balances_and_a_sell_beyond_the_free_coins_is_insufficient_funds(venue):
+    """Like the real exchanges: a resting sell locks its coins, a resting buy its quote currency."""
+    from backend.errors import InsufficientFunds
+
+    exchange_id, fake, adapter, _ = venue
+    spec = SPEC[exchange_id]
+    base, quote = spec["symbol"].split("/")
+    await adapter.place_order(req(spec, quantity=Decimal("0.02")))
+    await adapter.place_order(req(spec, "lock-sell", side="sell", order_type="limit", quantity=Decimal("0.015"),
+                                  limit_price=spec["price"] * 2, time_in_force="gtc"))
+    cash_before = (await adapter.account()).cash
+    await adapter.place_order(req(spec, "lock-buy", order_type="limit", limit_price=spec["price"] / 2,
+                                  time_in_force="gtc"))
+    balance = await adapter._ex.fetch_balance()
+    assert (Decimal(str(balance[base]["free"])), Decimal(str(balance[base]["used"]))) == (
+        Decimal("0.005"), Decimal("0.015"))
+    assert cash_before - (await adapter.account()).cash == Decimal("0.01") * spec["price"] / 2
+    with pytest.raises(InsufficientFunds):
+        await adapter.place_order(req(spec, "too-much", side="sell", order_type="limit", quantity=Decimal("0.01"),
+                                      limit_price=spec["price"] * 2, time_in_force="gtc"))
+    assert [o.client_id for o, _ in fake.book.refusals] == ["too-much"]
+    await adapter.cancel_order("lock-sell")
+    await adapter.place_order(req(spec, "fits-now", side="sell", quantity=Decimal("0.01")))   # freed by the cancel
+    assert fake.book.by_client_id("fits-now").status == "filled"

@@ -1,14 +1,20 @@
-"""A bracket the engine manages itself at crypto exchanges (ccxt: no native brackets, no order amendment).
+"""Ladders at spot crypto exchanges (ccxt): the stop at the venue, the take-profits held by the engine.
 
-A parsed signal with a stop and a two-target ladder goes through the engine
-to the loopback Binance / Kraken: the entry fills, the engine then places the
-stop and both targets as separate orders; a target fill makes it cancel the
-stop and place a smaller one (cancel + replace: ccxt cannot amend), and the
-last target fill cancels the stop, leaving the position flat at the venue.
+An open sell locks the coins it sells at a spot exchange (the fakes model it:
+``fakes.ccxt_fake_base.SpotBook``), so a full-size stop and the targets
+cannot all rest at the venue (``test_broker_contract`` shows the refusal).
+A parsed signal with a stop and a three-target ladder goes through the engine
+to the loopback Binance / Kraken: the entry fills, the stop goes to the
+venue for the whole position, the targets stay ``new`` in the engine.  When
+the fake's price reaches a target, the ``held_targets`` pass shrinks the
+stop (cancel, confirmed, then a smaller replacement), sends the target (it
+fills at the venue) and never sends it twice; stop to breakeven and close-all
+still work; no order is refused for insufficient funds anywhere.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import uuid
 from decimal import Decimal as D
@@ -20,7 +26,7 @@ from backend.brokers.credentials import build_provider
 from backend.db.models import AuditEvent, BrokerAccount, Follow, Order, Position
 from backend.db.types import utcnow
 from backend.execution.adapters import Adapters
-from backend.execution.runner import recover
+from backend.execution.held_targets import check_held_targets
 from backend.execution.seeding import seed_world
 from backend.services import trading
 from backend.services.accounts import connect_account
@@ -28,10 +34,11 @@ from fakes.fake_ccxt import make_fake
 from fakes.loopback import serve
 
 OPTIONS = {"requests_per_minute": 100_000, "ccxt_throttle": False, "timeout": 2.0}
-VENUES = {
-    "binance": ("Buy BTC/USDT 61000 SL 55000 TP 65000 TP 70000", "BTCUSDT", f"sec-{uuid.uuid4().hex}"),
-    "kraken": ("Buy BTC/USD 31000 SL 27000 TP 33000 TP 35000", "XXBTZUSD",
-               base64.b64encode(uuid.uuid4().bytes).decode()),
+VENUES = {  # signal, engine symbol, venue symbol, entry price at the fake, targets, secret
+    "binance": ("Buy BTC/USDT 61000 SL 55000 TP 65000 TP 70000 TP 75000", "BTC/USDT", "BTCUSDT", D(60000),
+                (D(65000), D(70000), D(75000)), f"sec-{uuid.uuid4().hex}"),
+    "kraken": ("Buy BTC/USD 31000 SL 27000 TP 33000 TP 35000 TP 37000", "BTC/USD", "XXBTZUSD", D(30000),
+               (D(33000), D(35000), D(37000)), base64.b64encode(uuid.uuid4().bytes).decode()),
 }
 
 
@@ -40,20 +47,36 @@ def live(engine, leg: str) -> list[Order]:
         return list(s.exec(select(Order).where(Order.leg == leg, Order.status.in_(("submitted", "partially_filled")))))
 
 
-def held(engine) -> D:
+def legs(engine) -> dict[str, list[Order]]:
+    out: dict[str, list[Order]] = {}
     with Session(engine) as s:
-        pos = s.exec(select(Position)).first()
-        return pos.quantity if pos else D(0)
+        for o in s.exec(select(Order).order_by(Order.id)):
+            out.setdefault(o.leg, []).append(o)
+    return out
+
+
+def position(engine) -> Position | None:
+    with Session(engine) as s:
+        return s.exec(select(Position)).first()
+
+
+def venue_stops(fake) -> list[tuple[str, D]]:
+    return [(o.client_id, o.quantity) for o in fake.book.orders.values() if o.is_open and o.stop_price is not None]
+
+
+def sent_to_venue(fake, cid: str) -> int:
+    return sum(1 for o in fake.book.orders.values() if o.client_id == cid)
 
 
 @pytest.mark.parametrize("exchange_id", sorted(VENUES))
-async def test_the_engine_keeps_the_stop_no_larger_than_the_position_through_the_ladder(engine, exchange_id):
-    text, venue_symbol, secret = VENUES[exchange_id]
+async def test_a_ladder_is_held_by_the_engine_under_a_venue_stop_and_sent_target_by_target(engine, exchange_id):
+    text, symbol, venue_symbol, entry_price, targets, secret = VENUES[exchange_id]
     with Session(engine, expire_on_commit=False) as s:
-        world = seed_world(s, profile={"sizing_value": D("0.02")})
+        world = seed_world(s, profile={"sizing_value": D("0.03")})
     fake = make_fake(exchange_id, api_key=f"key-{uuid.uuid4().hex[:10]}", secret=secret)
+    user = world.followers[0].id
     async with serve(fake.app()) as url:
-        account = await connect_account(engine, world.followers[0].id, "ccxt", exchange_id.title(),
+        account = await connect_account(engine, user, "ccxt", exchange_id.title(),
                                         {"api_key": fake.api_key, "secret": fake.secret}, exchange_id=exchange_id,
                                         live=True, base_url=url, adapter_options=OPTIONS)
         with Session(engine) as s:
@@ -65,29 +88,71 @@ async def test_the_engine_keeps_the_stop_no_larger_than_the_position_through_the
             result = await trading.ingest_discord_message(channel_id=world.source.discord_channel_id,
                                                           message_id="br", content=text, sent_at=utcnow(),
                                                           engine=engine, adapters=adapters)
-            assert (result["approved"], result["orders_submitted"]) == (1, 4)  # entry, then stop + 2 targets
-            [stop], tps = live(engine, "stop"), live(engine, "tp1") + live(engine, "tp2")
-            assert stop.quantity == D("0.02") and [t.quantity for t in tps] == [D("0.01"), D("0.01")]
-            resting = {o.client_id: o for o in fake.book.orders.values() if o.is_open}
-            assert set(resting) == {stop.client_order_id, *(t.client_order_id for t in tps)}
-            assert resting[stop.client_order_id].stop_price is not None and venue_symbol == resting[
-                stop.client_order_id].symbol
+            assert (result["approved"], result["orders_submitted"]) == (1, 2)  # the entry, then the stop only
+            [stop] = live(engine, "stop")
+            assert (stop.quantity, fake.book.by_client_id(stop.client_order_id).is_open) == (D("0.03"), True)
+            tps = [legs(engine)[f"tp{n}"][0] for n in (1, 2, 3)]
+            assert [(t.status, t.wait_for_order_id, t.quantity, t.limit_price) for t in tps] == [
+                ("new", t.id, D("0.01"), price) for t, price in zip(tps, targets)]       # held: waits for itself
+            assert venue_stops(fake) == [(stop.client_order_id, D("0.03"))]
+            assert not any(sent_to_venue(fake, t.client_order_id) for t in tps)
 
-            fake.book.fill(resting[tps[0].client_order_id].order_id)       # the first target fills
-            await recover(engine, adapters)
+            quiet = await check_held_targets(engine, adapters)                 # the price is still the entry's
+            assert (quiet.held, quiet.quoted, quiet.triggered) == (3, 1, [])
+
+            fake.book.prices[venue_symbol] = targets[0]                          # the market reaches TP1
+            first = await check_held_targets(engine, adapters)
+            assert first.triggered == [tps[0].id]
+            now = legs(engine)
+            assert (now["tp1"][0].status, now["tp1"][0].filled_quantity, now["tp1"][0].avg_fill_price) == (
+                "filled", D("0.01"), targets[0])
+            assert now["stop"][0].status == "cancelled"
             [smaller] = live(engine, "stop")
-            assert held(engine) == D("0.01") and smaller.quantity == D("0.01")
-            assert smaller.client_order_id != stop.client_order_id
-            venue_stops = [o for o in fake.book.orders.values() if o.is_open and o.stop_price is not None]
-            assert [(o.client_id, o.quantity) for o in venue_stops] == [(smaller.client_order_id, D("0.01"))]
+            assert (smaller.quantity, smaller.stop_price) == (D("0.02"), stop.stop_price)
+            assert venue_stops(fake) == [(smaller.client_order_id, D("0.02"))]
+            pos = position(engine)
+            assert pos.quantity == fake.book.positions[venue_symbol][0] == D("0.02")
+            fees = sum((f.fee for o in fake.book.orders.values() for f in o.fills), D(0))   # entry's and TP1's
+            # The fake Kraken's order answer names its trades by id only (no per-trade fee for ccxt to parse),
+            # so the acks book no fee there.
+            assert fees > 0 and (pos.avg_price, pos.fees) == (entry_price, fees if exchange_id == "binance" else 0)
+            assert pos.realized_pnl == (targets[0] - entry_price) * D("0.01") - pos.fees  # every booked fee counts
 
-            fake.book.fill(resting[tps[1].client_order_id].order_id)       # the last target fills
-            await recover(engine, adapters)
+            again = await check_held_targets(engine, adapters)                   # nothing new: TP1 went once
+            assert again.triggered == [] and sent_to_venue(fake, tps[0].client_order_id) == 1
+
+            fake.book.prices[venue_symbol] = targets[1]                          # two passes at once at TP2
+            both = await asyncio.gather(check_held_targets(engine, adapters), check_held_targets(engine, adapters))
+            assert sorted(t for r in both for t in r.triggered) == [tps[1].id]
+            assert sent_to_venue(fake, tps[1].client_order_id) == 1
+            [last_stop] = live(engine, "stop")
+            assert venue_stops(fake) == [(last_stop.client_order_id, D("0.01"))]
+            assert position(engine).quantity == fake.book.positions[venue_symbol][0] == D("0.01")
+            with Session(engine) as s:
+                events = [e.action for e in s.exec(select(AuditEvent).where(AuditEvent.subject_id == str(tps[1].id)))]
+            assert events.count("order.held_by_engine") == 1 and events.count("order.target_triggered") == 1
+
+            moved = await trading.move_stop(user, account["id"], symbol, engine=engine, adapters=adapters)
+            assert moved["orders_changed"] == 1
+            [breakeven] = live(engine, "stop")
+            assert (breakeven.stop_price, breakeven.quantity) == (entry_price, D("0.01"))
+            assert venue_stops(fake) == [(breakeven.client_order_id, D("0.01"))]
+            assert fake.book.by_client_id(breakeven.client_order_id).stop_price == entry_price
+
+            closed = await trading.close_position(user, account["id"], symbol, engine=engine, adapters=adapters)
+            [close] = closed["orders"]
+            assert (close["status"], close["filled_quantity"]) == ("filled", D("0.01"))
+            final = legs(engine)
+            assert final["tp3"][0].status == "cancelled" and sent_to_venue(fake, tps[2].client_order_id) == 0
+            assert live(engine, "stop") == [] and venue_stops(fake) == []
+            fake.book.prices[venue_symbol] = targets[2]
+            assert (await check_held_targets(engine, adapters)).held == 0       # nothing left to send
         finally:
             await adapters.aclose()
-    assert held(engine) == D(0) and live(engine, "stop") == []
+    assert position(engine).quantity == D(0) and venue_symbol not in fake.book.positions
     assert not [o for o in fake.book.orders.values() if o.is_open]
-    assert venue_symbol not in fake.book.positions
+    assert fake.book.refusals == []                                            # no insufficient funds anywhere
+    assert not [o for group in final.values() for o in group if o.status in ("rejected", "failed")]
 
 
 async def test_a_stop_goes_to_coinbase_as_a_stop_limit_bounded_by_the_slippage_setting(engine):
