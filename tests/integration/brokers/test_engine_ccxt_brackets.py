@@ -4,7 +4,7 @@ An open sell locks the coins it sells at a spot exchange (the fakes model it:
 ``fakes.ccxt_fake_base.SpotBook``), so a full-size stop and the targets
 cannot all rest at the venue (``test_broker_contract`` shows the refusal).
 A parsed signal with a stop and a three-target ladder goes through the engine
-to the loopback Binance / Kraken: the entry fills, the stop goes to the
+to the loopback Binance / Kraken / Coinbase: the entry fills, the stop goes to the
 venue for the whole position, the targets stay ``new`` in the engine.  When
 the fake's price reaches a target, the ``held_targets`` pass shrinks the
 stop (cancel, confirmed, then a smaller replacement), sends the target (it
@@ -39,6 +39,9 @@ VENUES = {  # signal, engine symbol, venue symbol, entry price at the fake, targ
                 (D(65000), D(70000), D(75000)), f"sec-{uuid.uuid4().hex}"),
     "kraken": ("Buy BTC/USD 31000 SL 27000 TP 33000 TP 35000 TP 37000", "BTC/USD", "XXBTZUSD", D(30000),
                (D(33000), D(35000), D(37000)), base64.b64encode(uuid.uuid4().bytes).decode()),
+    # no plain stops: the stop rests as a stop-limit (``stop_limits``), resized and moved all the same
+    "coinbase": ("Buy BTC/USD 68000 SL 60000 TP 70000 TP 72000 TP 74000", "BTC/USD", "BTC-USD", D(67060),
+                 (D(70000), D(72000), D(74000)), f"sec-{uuid.uuid4().hex}"),
 }
 
 
@@ -113,8 +116,8 @@ async def test_a_ladder_is_held_by_the_engine_under_a_venue_stop_and_sent_target
             pos = position(engine)
             assert pos.quantity == fake.book.positions[venue_symbol][0] == D("0.02")
             fees = sum((f.fee for o in fake.book.orders.values() for f in o.fills), D(0))   # entry's and TP1's
-            # The fake Kraken's order answer names its trades by id only (no per-trade fee for ccxt to parse),
-            # so the acks book no fee there.
+            # Kraken's and Coinbase's order answers carry no per-trade fills (ids only / totals only), so the
+            # engine books one synthetic fill per increase, without a fee (``state_machine._new_fills``).
             assert fees > 0 and (pos.avg_price, pos.fees) == (entry_price, fees if exchange_id == "binance" else 0)
             assert pos.realized_pnl == (targets[0] - entry_price) * D("0.01") - pos.fees  # every booked fee counts
 
