@@ -87,8 +87,13 @@ def _held_orders(engine) -> tuple[list[Order], dict[int, BrokerAccount], dict[tu
     return held, accounts, sizes
 
 
-async def check_held_targets(engine: sa.Engine, adapters: Adapters, *, clock=utcnow) -> HeldReport:
-    """One pass: quote every market with held targets, send the reached ones, drop the orphaned ones."""
+async def check_held_targets(engine: sa.Engine, adapters: Adapters, *, clock=utcnow,
+                             renew_failing: bool = False) -> HeldReport:
+    """One pass: quote every market with held targets, send the reached ones, drop the orphaned ones.
+
+    ``renew_failing``: adapters kept between passes are rebuilt after a failed quote (the member may have
+    changed the account's keys since it was built).
+    """
     from backend.execution.runner import execute  # runner -> submit -> brackets; this module sits above them
 
     report = HeldReport()
@@ -108,6 +113,8 @@ async def check_held_targets(engine: sa.Engine, adapters: Adapters, *, clock=utc
             price = await adapters.get(accounts[account_id]).quote(targets[0].symbol)
         except TradeExecutorError as exc:  # the next run asks again; the stop protects meanwhile
             log.warning("no quote for held targets on %s (account %s): %s", symbol, account_id, exc.message)
+            if renew_failing:
+                await _renew(adapters, account_id)
             continue
         report.quoted += 1
         hit = [t.id for t in targets if price is not None and reached(t, price)]
@@ -119,6 +126,16 @@ async def check_held_targets(engine: sa.Engine, adapters: Adapters, *, clock=utc
         await execute(engine, adapters, submit_ids=todo.submit_ids, cancel_ids=todo.cancel_ids,
                       replace=todo.replace, clock=clock)
     return report
+
+
+async def _renew(adapters: Adapters, account_id: int) -> None:
+    stale = dict(adapters.cached()).get(account_id)
+    adapters.forget(account_id)
+    if stale is not None:
+        try:
+            await stale.close()
+        except Exception:  # noqa: BLE001 - closing is best effort
+            pass
 
 
 def _drop(engine, ids: list[int], now: datetime) -> list[int]:
@@ -199,16 +216,27 @@ def _trigger(engine, adapters: Adapters, account: BrokerAccount, symbol: str, id
     return followups, [t.id for t in sending]
 
 
-async def run_held_targets(engine: sa.Engine) -> HeldReport | None:
-    """The scheduler's pass: nothing is built, no venue asked, while no target is held."""
-    with Session(engine) as session:
-        if session.exec(select(Order.id).where(Order.status == NEW, Order.wait_for_order_id == Order.id)
-                        .limit(1)).first() is None:
-            return None
-    from backend.brokers.credentials import RECONCILE_OPTIONS, build_provider
+_KEPT: dict[int, Adapters] = {}  # per engine: the scheduler job's adapters, kept between its passes
 
-    adapters = Adapters(engine, provider=build_provider(options=RECONCILE_OPTIONS))
-    try:
-        return await check_held_targets(engine, adapters)
-    finally:
-        await adapters.aclose()
+
+async def run_held_targets(engine: sa.Engine) -> HeldReport | None:
+    """The scheduler's pass (on the job's own event loop: ``workers.jobs.kept_loop``).
+
+    Adapters are built when something is held and kept for the next pass (a
+    ccxt adapter keeps its markets for ``markets_ttl``); with nothing held
+    they are closed and no venue is asked anything.
+    """
+    with Session(engine) as session:
+        idle = session.exec(select(Order.id).where(Order.status == NEW, Order.wait_for_order_id == Order.id)
+                            .limit(1)).first() is None
+    if idle:
+        kept = _KEPT.pop(id(engine), None)
+        if kept is not None:
+            await kept.aclose()
+        return None
+    adapters = _KEPT.get(id(engine))
+    if adapters is None:
+        from backend.brokers.credentials import RECONCILE_OPTIONS, build_provider
+
+        adapters = _KEPT[id(engine)] = Adapters(engine, provider=build_provider(options=RECONCILE_OPTIONS))
+    return await check_held_targets(engine, adapters, renew_failing=True)

@@ -7,7 +7,9 @@ they drive lazily so the scheduler starts even while a part is optional.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -49,13 +51,30 @@ def risk_halts_job(engine: sa.Engine, *, now: datetime | None = None) -> int:
     return lift_expired(engine, now=now)
 
 
+_LOOPS: dict[str, asyncio.AbstractEventLoop] = {}
+
+
+def kept_loop(name: str) -> asyncio.AbstractEventLoop:
+    """An event loop on a daemon thread of its own, kept between a job's runs.
+
+    What a frequent job builds on it (ccxt adapters: their HTTP sessions and
+    loaded markets) lives on, instead of being rebuilt, markets and all, every
+    few seconds, which would spend the exchange's request weight for nothing.
+    """
+    loop = _LOOPS.get(name)
+    if loop is None or loop.is_closed():
+        loop = asyncio.new_event_loop()
+        threading.Thread(target=loop.run_forever, name=f"job-{name}", daemon=True).start()
+        _LOOPS[name] = loop
+    return loop
+
+
 def held_targets_job(engine: sa.Engine):
     """Send the take-profits the engine holds (spot exchanges: the venue-held stop locks the coins) once the
-    market reaches them.  Adapters are built only when something is held, and closed after the pass."""
+    market reaches them; its adapters live on the job's own loop between runs (``held_targets``)."""
     from backend.execution.held_targets import run_held_targets
-    from backend.reconcile.job import run_blocking
 
-    return run_blocking(run_held_targets(engine))
+    return asyncio.run_coroutine_threadsafe(run_held_targets(engine), kept_loop("held_targets")).result()
 
 
 def paper_walk_job(engine: sa.Engine) -> None:

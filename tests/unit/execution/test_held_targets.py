@@ -11,7 +11,7 @@ from backend.config import Settings
 from backend.db.models import Order
 from backend.execution.brackets import holds_in_engine, is_engine_held, waiting_verdict
 from backend.execution.held_targets import reached, run_held_targets
-from backend.workers.jobs import JOBS
+from backend.workers.jobs import JOBS, held_targets_job, kept_loop
 
 SPOT = Capabilities(asset_classes=frozenset({"crypto"}), exits_reserve_quantity=True)
 ALPACA = Capabilities(native_brackets=True, max_bracket_take_profits=1, exits_reserve_quantity=True)
@@ -61,5 +61,7 @@ def test_the_job_runs_at_the_configured_interval_and_does_nothing_while_nothing_
     [job] = [j for j in JOBS if j.name == "held_targets"]
     assert job.interval(Settings(held_targets_poll_seconds=2)) == 2 and job.interval(Settings()) == 5
     assert asyncio.run(run_held_targets(engine)) is None
+    assert held_targets_job(engine) is None and held_targets_job(engine) is None   # on its kept loop, twice
+    assert kept_loop("held_targets") is kept_loop("held_targets") and kept_loop("held_targets").is_running()
     with pytest.raises(ValueError, match="HELD_TARGETS_POLL_SECONDS"):
         Settings(held_targets_poll_seconds=0)
