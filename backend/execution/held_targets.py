@@ -49,13 +49,12 @@ from backend.errors import TradeExecutorError
 from backend.execution import intents as legs
 from backend.execution.adapters import Adapters, accounts_that_replace
 from backend.execution.brackets import cancel_or_queue, is_engine_held, shrink_to
-from backend.execution.commands import open_orders
 from backend.execution.journal import Journal
 from backend.execution.planner import Plan
 from backend.execution.positions import order_position_key
 from backend.execution.settle import Followups, record_intents
 from backend.execution.sqlutil import locked
-from backend.execution.state_machine import NEW, WORKING
+from backend.execution.state_machine import NEW, OPEN, WORKING
 
 log = logging.getLogger(__name__)
 ZERO = Decimal(0)
@@ -173,13 +172,16 @@ def _trigger(engine, adapters: Adapters, account: BrokerAccount, symbol: str, id
     """Claim the reached targets of one market, make room for them under the stop, queue it all."""
     journal = Journal()
     with Session(engine, expire_on_commit=False) as session:
+        # Orders first (id order), then the position, as settlement locks them: no deadlock between the two.
+        orders = [o for o in session.exec(locked(session, select(Order).where(
+            Order.broker_account_id == account.id, Order.status.in_(tuple(OPEN))).order_by(Order.id)))
+            if order_position_key(o) == symbol]
         claimed = _claim(session, ids, now)
         if not claimed:
             session.rollback()
             return Followups(), []  # another run or process has them
         position = session.exec(locked(session, select(Position).where(
             Position.broker_account_id == account.id, Position.symbol == symbol))).first()
-        orders = [o for o in open_orders(session, [account.id])[account.id] if order_position_key(o) == symbol]
         targets = sorted((o for o in orders if o.id in claimed), key=lambda o: (int(o.leg[2:]), o.id))
         size = abs(position.quantity) if position is not None else ZERO
         working_tps = sum((o.quantity - o.filled_quantity for o in orders if legs.is_tp(o.leg)
