@@ -65,3 +65,49 @@ def test_the_job_runs_at_the_configured_interval_and_does_nothing_while_nothing_
     assert kept_loop("held_targets") is kept_loop("held_targets") and kept_loop("held_targets").is_running()
     with pytest.raises(ValueError, match="HELD_TARGETS_POLL_SECONDS"):
         Settings(held_targets_poll_seconds=0)
+
+
+def test_two_processes_claiming_the_same_target_at_once_claim_it_once(engine):
+    """The claim is a conditional update: the second writer waits for the first, then finds nothing to claim."""
+    import threading
+    import time
+
+    from sqlmodel import Session
+
+    from backend.db.models.identity import User
+    from backend.db.models.trading import BrokerAccount
+    from backend.db.types import utcnow
+    from backend.execution.held_targets import _claim
+
+    with Session(engine) as s:
+        user = User(username="claimer")
+        s.add(user)
+        s.commit()
+        account = BrokerAccount(user_id=user.id, broker="ccxt", label="binance", exchange_id="binance")
+        s.add(account)
+        s.commit()
+        target = _order(id=None, user_id=user.id, broker_account_id=account.id, parent_order_id=None,
+                        wait_for_order_id=None)
+        s.add(target)
+        s.commit()
+        target.wait_for_order_id = target.id      # held: waits for itself
+        s.add(target)
+        s.commit()
+        target_id = target.id
+    second: dict = {}
+
+    def other_process():
+        with Session(engine) as b:
+            second["claimed"] = _claim(b, [target_id], utcnow())
+            b.commit()
+
+    with Session(engine) as a:
+        assert _claim(a, [target_id], utcnow()) == [target_id]
+        rival = threading.Thread(target=other_process)
+        rival.start()
+        time.sleep(0.3)                              # the rival is now waiting on the first one's write
+        a.commit()
+    rival.join(timeout=10)
+    assert second == {"claimed": []}
+    with Session(engine) as s:
+        assert s.get(Order, target_id).wait_for_order_id is None
