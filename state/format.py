@@ -66,6 +66,11 @@ def broker(name: str | None) -> str:
     return BROKERS.get(name or "", humanize(name))
 
 
+def status_text(status: str, held_by_engine: bool = False) -> str:
+    """An order's status in words; a take-profit the engine holds until its price is not just "New"."""
+    return "Held until target price" if held_by_engine else humanize(status)
+
+
 def humanize(code: str | None) -> str:
     """``partially_filled`` -> ``Partially filled``."""
     if not code:

@@ -31,7 +31,7 @@ def order_row(r: dict) -> dict[str, str]:
             "source": r["source"] or "Manual", "symbol": r["symbol"], "side": r["side"].upper(),
             "type": fmt.humanize(r["type"]), "quantity": fmt.quantity(r["quantity"]),
             "filled": fmt.quantity(r["filled_quantity"]), "avg_fill_price": fmt.price(r["avg_fill_price"]),
-            "fees": fmt.money(r["fees"]), "status": r["status"], "status_text": fmt.humanize(r["status"]),
+            "fees": fmt.money(r["fees"]), "status": r["status"], "status_text": fmt.status_text(r["status"], r["held_by_engine"]),
             "leg": fmt.humanize(r["leg"]), "error": r["error"] or ""}
 
 

@@ -54,7 +54,7 @@ def order_row(o: dashboard.OrderView) -> dict[str, str]:
         "id": str(o.id), "created_at": fmt.when(o.created_at), "account": o.account_label, "symbol": o.symbol,
         "side": o.side.upper(), "type": fmt.humanize(o.order_type), "quantity": fmt.quantity(o.quantity),
         "filled": fmt.quantity(o.filled_quantity), "avg_fill_price": fmt.price(o.avg_fill_price),
-        "status": o.status, "status_text": fmt.humanize(o.status), "leg": o.leg,
+        "status": o.status, "status_text": fmt.status_text(o.status, o.held_by_engine), "leg": o.leg,
         "source": o.source_name or "Manual", "error": o.error_message or "",
     }
 

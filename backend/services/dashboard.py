@@ -33,6 +33,7 @@ from backend.db.models import (
     RiskProfileRecord, Signal, SignalSource, User,
 )
 from backend.db.types import utcnow
+from backend.execution.brackets import is_engine_held
 from backend.services.equity_history import DayPnl, EquityPoint, equity_curve, pnl_by_day
 from backend.services.provider_performance import Performance, performance_for
 
@@ -87,6 +88,7 @@ class OrderView:
     leg: str
     source_name: str | None
     error_message: str | None
+    held_by_engine: bool = False  # a take-profit the engine sends when its price is reached (brackets.is_engine_held)
 
 
 @dataclass(frozen=True)
@@ -239,7 +241,7 @@ def order_views(session: Session, user_id: int, *, limit: int = 10, offset: int 
             id=o.id, created_at=o.created_at, account_label=label, symbol=o.symbol, side=o.side,
             order_type=o.order_type, quantity=o.quantity, filled_quantity=o.filled_quantity,
             avg_fill_price=o.avg_fill_price, limit_price=o.limit_price, status=o.status, leg=o.leg,
-            source_name=source_name, error_message=o.error_message,
+            source_name=source_name, error_message=o.error_message, held_by_engine=is_engine_held(o),
         )
         for o, label, source_name in session.exec(query).all()
     ]

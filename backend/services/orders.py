@@ -41,6 +41,7 @@ from backend.db.models import (
 )
 from backend.db.types import UTCDateTime
 from backend.errors import NotFound, ValidationError
+from backend.execution.brackets import is_engine_held
 
 PAGE_SIZE = 50
 CSV_MAX_ROWS = 10_000
@@ -166,7 +167,7 @@ def _row(o: Order, account: str, source: str | None) -> dict[str, Any]:
     return {"id": o.id, "created_at": o.created_at, "account": account, "source": source, "symbol": o.symbol,
             "side": o.side, "type": o.order_type, "quantity": o.quantity, "filled_quantity": o.filled_quantity,
             "avg_fill_price": o.avg_fill_price, "fees": o.fees, "status": o.status, "leg": o.leg,
-            "error": o.error_message}
+            "error": o.error_message, "held_by_engine": is_engine_held(o)}
 
 
 def list_orders(session: Session, user_id: int, f: OrderFilter, page: PageRequest = PageRequest(), *,

@@ -165,3 +165,25 @@ def test_story_of_a_seeded_order_and_nobody_elses(session, world):
     with pytest.raises(NotFound):
         svc.order_story(session, world["alex"].id, order.id)
     assert svc.list_orders(session, world["pat"].id, svc.OrderFilter()).rows == []
+
+
+def test_a_take_profit_held_by_the_engine_is_told_apart_from_a_new_order(session, world):
+    """A held target is ``new`` and waits for itself (held_targets.py); the list says so, and the page's
+    words are "Held until target price", not "New" (which would look stuck)."""
+    from state.format import status_text
+
+    sam = world["sam"]
+    account = session.exec(select(BrokerAccount).where(BrokerAccount.user_id == sam.id)).one()
+    plain = Order(client_order_id="plain-new", user_id=sam.id, broker_account_id=account.id, symbol="BTC/USDT",
+                  side="buy", quantity=Decimal(1), created_at=utcnow())
+    held = Order(client_order_id="held-tp1", user_id=sam.id, broker_account_id=account.id, symbol="BTC/USDT",
+                 side="sell", quantity=Decimal(1), order_type="limit", limit_price=Decimal(70000), leg="tp1",
+                 created_at=utcnow())
+    session.add_all([plain, held])
+    session.flush()
+    held.wait_for_order_id = held.id
+    session.commit()
+    rows = {r["id"]: r for r in svc.list_orders(session, sam.id, svc.OrderFilter(symbol="BTC/USDT")).rows}
+    assert rows[held.id]["held_by_engine"] and not rows[plain.id]["held_by_engine"]
+    assert status_text(rows[held.id]["status"], rows[held.id]["held_by_engine"]) == "Held until target price"
+    assert status_text(rows[plain.id]["status"], rows[plain.id]["held_by_engine"]) == "New"
