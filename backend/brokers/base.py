@@ -144,6 +144,11 @@ class OrderSnapshot:
     avg_fill_price: Decimal | None = None
     fills: tuple[VenueFill, ...] = field(default_factory=tuple)
     reject_reason: str | None = None
+    # The order's cumulative fee so far, in the quote currency, where the venue states it per order only
+    # (Kraken's ``fee``, Coinbase's ``total_fees``); None where it does not say.  The engine books the
+    # increase since the last snapshot with the synthetic fill of a totals-only snapshot; ignored when
+    # ``fills`` carry their own fees.
+    fee: Decimal | None = None
 
 
 class BrokerAdapter(abc.ABC):

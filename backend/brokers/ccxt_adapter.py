@@ -31,6 +31,7 @@ per-instance throttle (which knows endpoint weights) stays on unless
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable
 from datetime import datetime
@@ -69,6 +70,7 @@ from backend.errors import (
 _STATUS = {"closed": "filled", "canceled": "cancelled", "cancelled": "cancelled", "expired": "expired",
            "rejected": "rejected"}
 _FINAL = {"filled", "cancelled", "expired", "rejected"}
+log = logging.getLogger(__name__)
 
 
 # What every ccxt exchange shares here (spot crypto, fractional amounts); each instance narrows the
@@ -346,7 +348,7 @@ class CcxtAdapter(BrokerAdapter):
         for t in sorted(trades, key=lambda t: (t["timestamp"], str(t["id"]))):
             if t["timestamp"] < since_ms:
                 continue
-            fee = D((t.get("fee") or {}).get("cost")) or Decimal("0")
+            fee = self._quote_fee(t.get("fee"), t["symbol"], D(t["price"]), {"id": t.get("order")}) or Decimal("0")
             out.append((await self._client_id_of(str(t["order"]), t["symbol"]), VenueFill(
                 fill_id=str(t["id"]), quantity=D(t["amount"]), price=D(t["price"]), fee=fee,
                 filled_at=_when(t["timestamp"]),
@@ -404,6 +406,16 @@ class CcxtAdapter(BrokerAdapter):
 
     # --- translation ------------------------------------------------------------------------
     def _snapshot(self, order: dict, cid: str) -> OrderSnapshot:
+        """The venue's order as an ``OrderSnapshot``, its fee in the quote currency (``_quote_fee``).
+
+        Per-trade fills come only where the order answer carries them (Binance's
+        ``fills``).  Kraken lists trade ids only and Coinbase only totals, so
+        their cumulative order fee (ccxt's ``fee``: Kraken ``fee``, Coinbase
+        ``total_fees``) rides on the snapshot and the engine books its increase
+        with each synthetic fill.  Fetching the trades instead
+        (``fetch_my_trades``) would add a private call to every status read, on
+        the rate budget the engine's polling shares, for the same total.
+        """
         filled = D(order.get("filled")) or Decimal("0")
         amount = D(order.get("amount")) or filled  # Coinbase market buys are sized in quote currency
         status = _STATUS.get(order.get("status") or "", "submitted")
@@ -411,19 +423,45 @@ class CcxtAdapter(BrokerAdapter):
             status = "partially_filled"
         if status == "cancelled" and filled > 0 and filled >= amount:
             status = "filled"
+        symbol = order.get("symbol") or ""
+        average = D(order.get("average")) if filled > 0 else None
         fills = tuple(
             VenueFill(fill_id=str(t.get("id")), quantity=D(t["amount"]), price=D(t["price"]),
-                      fee=D((t.get("fee") or {}).get("cost")) or Decimal("0"),
+                      fee=self._quote_fee(t.get("fee"), symbol, D(t["price"]), order) or Decimal("0"),
                       filled_at=_when(t.get("timestamp") or order.get("lastTradeTimestamp") or order.get("timestamp")))
             for t in (order.get("trades") or []) if t.get("id") and t.get("amount") is not None
         )
         return OrderSnapshot(
-            client_order_id=cid, broker_order_id=str(order["id"]), symbol=order.get("symbol") or "",
+            client_order_id=cid, broker_order_id=str(order["id"]), symbol=symbol,
             side=order.get("side") or "buy", quantity=amount, status=status, filled_quantity=filled,
-            avg_fill_price=D(order.get("average")) if filled > 0 else None, fills=fills,
+            avg_fill_price=average, fills=fills,
             reject_reason=(str((order.get("info") or {}).get("reject_reason") or "") or None)
             if status == "rejected" else None,
+            fee=None if fills else self._quote_fee(order.get("fee"), symbol, average, order),
         )
+
+    def _quote_fee(self, fee: dict | None, symbol: str, price: Decimal | None, order: dict) -> Decimal | None:
+        """A ccxt fee as an amount of the market's quote currency; None where there is none to book.
+
+        A fee in the quote currency (or with no currency: Kraken documents its
+        fees in the quote currency) counts as it is.  One in the base currency
+        is valued at the fill's price (the held quantity is the venue's to
+        reconcile).  A fee in a third currency (Binance's BNB discount) has no
+        price here: it is left out of P&L, never added to the quote as if it
+        were, and logged with its currency so the gap is visible.
+        """
+        cost = D((fee or {}).get("cost"))
+        if not cost:
+            return None
+        currency = (fee or {}).get("currency")
+        market = (self._ex.markets or {}).get(symbol) or {}
+        if currency is None or currency == market.get("quote", currency):
+            return cost
+        if currency == market.get("base") and price is not None:
+            return (cost * price).quantize(Decimal("1e-10"))
+        log.warning("%s order %s paid a fee of %s %s, which has no price in %s here: left out of P&L",
+                    self.venue, order.get("id"), cost, currency, market.get("quote", "the quote currency"))
+        return None
 
     async def close(self) -> None:
         await self._ex.close()

@@ -175,7 +175,14 @@ def record_snapshot(session: Session, order: Order, snap: OrderSnapshot, journal
 
 
 def _new_fills(order: Order, snap: OrderSnapshot, known: set[str], now: datetime, make=Fill) -> list:
-    """Fills in ``snap`` not recorded yet; a venue that reports only totals gets one synthetic fill per increase."""
+    """Fills in ``snap`` not recorded yet; a venue that reports only totals gets one synthetic fill per increase.
+
+    The synthetic fill carries the increase of the order's cumulative fee
+    (``snap.fee``) over what the order has booked (``order.fees``), so a
+    partial fill then the rest books each part's fee once, and re-reading a
+    snapshot books neither a fill nor a fee again.  A fee that grows without
+    the filled quantity growing waits for the next increase.
+    """
     fills: list = []
     for vf in snap.fills:
         fid = vf.fill_id[:64]
@@ -192,8 +199,18 @@ def _new_fills(order: Order, snap: OrderSnapshot, known: set[str], now: datetime
         if fid not in known:
             known.add(fid)
             fills.append(make(order_id=order.id, broker_fill_id=fid, quantity=delta,
-                              price=price.quantize(Decimal("1e-10")), fee=Decimal(0), filled_at=now))
+                              price=price.quantize(Decimal("1e-10")), fee=_fee_delta(order, snap), filled_at=now))
     return fills
+
+
+def _fee_delta(order: Order, snap: OrderSnapshot) -> Decimal:
+    """What the venue's cumulative order fee adds to the fees the order has booked (never negative)."""
+    if snap.fee is None or snap.fee <= order.fees:
+        if snap.fee is not None and snap.fee < order.fees:
+            log.warning("order %s: the venue's cumulative fee %s is below the %s booked; nothing more booked",
+                        order.client_order_id, snap.fee, order.fees)
+        return Decimal(0)
+    return snap.fee - order.fees
 
 
 def fail(session: Session, order: Order, journal: Journal, *, now: datetime, code: str, message: str,

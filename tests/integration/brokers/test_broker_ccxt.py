@@ -373,3 +373,43 @@ async def test_open_orders_lock_spot_balances_and_a_sell_beyond_the_free_coins_i
     await adapter.cancel_order("lock-sell")
     await adapter.place_order(req(spec, "fits-now", side="sell", quantity=Decimal("0.01")))   # freed by the cancel
     assert fake.book.by_client_id("fits-now").status == "filled"
+
+
+async def test_order_fees_reach_the_snapshot_in_the_quote_currency(venue):
+    """Kraken and Coinbase state the order's cumulative fee only (ccxt ``fee``); Binance per trade."""
+    exchange_id, fake, adapter, _ = venue
+    spec = SPEC[exchange_id]
+    snap = await adapter.place_order(req(spec, "fee-1", order_type="limit", limit_price=spec["price"] / 2))
+    assert snap.fee is None and snap.fills == ()                          # nothing filled, no fee yet
+    fake.book.fill(snap.broker_order_id, quantity=Decimal("0.004"))
+    part = await adapter.order_status("fee-1")
+    charged = fake.book.get(snap.broker_order_id).fee
+    fake.book.fill(snap.broker_order_id)
+    done = await adapter.order_status("fee-1")
+    total = fake.book.get(snap.broker_order_id).fee
+    assert Decimal(0) < charged < total
+    if exchange_id == "binance":   # fetch_order carries no trades and no fee: the fills came with the placing
+        assert (part.fee, done.fee) == (None, None)
+    else:
+        assert (part.fee, done.fee, done.fills) == (charged, total, ())
+
+
+@pytest.mark.parametrize("asset,expected", [("USDT", Decimal("0.6")), ("BTC", Decimal("0.00001") * 60000),
+                                            ("BNB", Decimal(0))])
+async def test_a_binance_fee_in_another_currency_is_valued_or_left_out_never_added_as_quote(asset, expected, caplog):
+    """A BTC commission on BTC/USDT is worth commission x price; a BNB one has no price here: out of P&L."""
+    fake = make_fake("binance", api_key=f"key-{uuid.uuid4().hex[:10]}")
+    async with serve(fake.app()) as url:
+        adapter = build(fake, "binance", url)
+        try:
+            snap = await adapter.place_order(req(SPEC["binance"], "bnb-1"))
+            raw = fake.render(fake.book.get(snap.broker_order_id), full=True)
+            commission = {"USDT": "0.6", "BTC": "0.00001", "BNB": "0.0009"}[asset]
+            for f in raw["fills"]:
+                f.update(commission=commission, commissionAsset=asset)
+            parsed = adapter._snapshot(adapter._ex.parse_order(raw), "bnb-1")   # ccxt's own parser
+        finally:
+            await adapter.close()
+    [fill] = parsed.fills
+    assert fill.fee == expected and parsed.fee is None
+    assert ("BNB" in caplog.text and "left out of P&L" in caplog.text) == (asset == "BNB")
