@@ -32,6 +32,16 @@ share an ``oco_group`` (the entry's client order id), point at the entry
 Changing a working order is cancel + replace: the replacement waits for the
 old order and goes out only once that one is cancelled (never two stops at
 once); if the old order filled meanwhile, the replacement is dropped.
+
+A close at a venue whose open exits hold quantity waits the same way for
+the cancels that free its shares (``commands.plan_close``): Alpaca cancels
+asynchronously (``pending_cancel`` still holds the shares), so a close sent
+beside an unconfirmed cancel would be refused.  It waits for one of them (the
+newest); when that one ends, ``release_waiting`` points it at the next cancel
+still pending, and once none is left sizes it to the shares now free (the
+position less the protection it keeps): a leg that filled instead of
+cancelling has sold those shares already, so the close shrinks or is dropped,
+never oversells.
 """
 
 from __future__ import annotations
@@ -44,7 +54,7 @@ from decimal import Decimal
 import sqlalchemy as sa
 from sqlmodel import Session, select
 
-from backend.db.models import Order, Position
+from backend.db.models import Order, OrderEvent, Position
 from backend.execution import intents as legs
 from backend.execution.intents import child_order_id, client_order_id, opposite, split_quantity
 from backend.execution.journal import Journal
@@ -53,6 +63,7 @@ from backend.execution.positions import order_position_key
 from backend.execution.state_machine import CANCELLED, FILLED, FINAL, NEW, WORKING, transition
 
 ZERO = Decimal(0)
+CLOSING_LEGS = frozenset({legs.CLOSE, legs.FLATTEN, legs.REVERSE})
 
 
 def add_children(plan: Plan, entry, *, stop: Decimal | None, targets: Sequence[tuple[Decimal, Decimal]],
@@ -142,6 +153,8 @@ def waiting_verdict(order: Order, waited: Order | None) -> str:
     * a triggered engine-held target waits for the stop that makes room for it
       (``held_targets``): likewise;
     * an engine-held target waits for itself: never ready until triggered;
+    * a close waits for a cancel that frees its shares: ready once it ended
+      (``release_waiting`` then waits for the other cancels and sizes it);
     * anything else (the entry of a close-then-reverse) needs a complete fill.
     """
     if order.wait_for_order_id is None or waited is None:
@@ -154,7 +167,14 @@ def waiting_verdict(order: Order, waited: Order | None) -> str:
         return "ready" if waited.status != FILLED else "cancel"
     if waited.leg == order.leg:
         return "ready" if waited.status != FILLED else "cancel"
+    if waits_for_room(order, waited):
+        return "ready"
     return "ready" if waited.status == FILLED else "cancel"
+
+
+def waits_for_room(order: Order, waited: Order) -> bool:
+    """A close waiting for the cancel of a stop or target that holds its shares (``commands.plan_close``)."""
+    return order.leg in CLOSING_LEGS and legs.is_child(waited.leg)
 
 
 def _why(order: Order, waited: Order) -> str:
@@ -168,15 +188,18 @@ def _why(order: Order, waited: Order) -> str:
 
 
 def release_waiting(session: Session, finished: Iterable[Order], journal: Journal, *, now: datetime,
-                    venue_cancels: set[int], candidates: Iterable[Order] | None = None) -> list[int]:
+                    venue_cancels: set[int], candidates: Iterable[Order] | None = None,
+                    positions: dict | None = None) -> list[int]:
     """Orders waiting on ``finished`` ones: return those now ready, cancel those that lost their reason.
 
     ``candidates``: the open orders of the accounts concerned, when the caller has read them already
-    (an order only ever waits for one of its own account).
+    (an order only ever waits for one of its own account).  ``positions``: positions this transaction
+    has changed (newer than the database), by (account, position key), for sizing a close.
     """
     done = {o.id: o for o in finished if o.status in FINAL}
     if not done:
         return []
+    candidates_given = candidates is not None
     if candidates is None:
         candidates = session.exec(select(Order).where(Order.wait_for_order_id.in_(list(done)), Order.status == NEW)
                                   .order_by(Order.id)).all()
@@ -189,11 +212,58 @@ def release_waiting(session: Session, finished: Iterable[Order], journal: Journa
     for order in waiting:
         waited = done[order.wait_for_order_id]
         verdict = waiting_verdict(order, waited)
+        if verdict == "ready" and waits_for_room(order, waited):
+            verdict = _room_for_close(session, journal, order, now=now, positions=positions or {},
+                                      candidates=candidates if candidates_given else None)
         if verdict == "ready":
             ready.append(order.id)
         elif verdict == "cancel":
             cancel_or_queue(session, order, journal, now=now, reason=_why(order, waited), venue_cancels=venue_cancels)
     return ready
+
+
+def _room_for_close(session: Session, journal: Journal, close: Order, *, now: datetime, positions: dict,
+                    candidates: Iterable[Order] | None) -> str:
+    """``wait`` (for the next cancel still pending), ``ready`` (sized to the free shares) or ``dropped``."""
+    from backend.execution.settle import PENDING_CANCEL  # settle builds on this module
+
+    key = order_position_key(close)
+    if candidates is None:
+        candidates = session.exec(select(Order).where(Order.broker_account_id == close.broker_account_id,
+                                                      Order.status.in_(tuple(WORKING)))).all()
+    protection = [o for o in candidates if o.broker_account_id == close.broker_account_id and o.status in WORKING
+                  and o.side == close.side and legs.is_child(o.leg) and order_position_key(o) == key]
+    cancelling = set(session.exec(select(OrderEvent.order_id).where(
+        OrderEvent.order_id.in_([o.id for o in protection]), OrderEvent.to_status == PENDING_CANCEL)).all()) \
+        if protection else set()
+    if cancelling:
+        close.wait_for_order_id, close.updated_at = max(cancelling), now
+        return "wait"
+    position = positions.get((close.broker_account_id, key))
+    if position is not None:
+        held = abs(position.quantity)
+    else:  # untouched by this transaction: the database has it (a plain read, no ORM object: ``apply_fills``)
+        held = abs(session.exec(select(Position.quantity).where(
+            Position.broker_account_id == close.broker_account_id, Position.symbol == key)).first() or ZERO)
+    kept: dict[int, Decimal] = {}  # a bracket's legs hold their shares once (only one of them can fill)
+    for o in protection:
+        group = o.parent_order_id or o.id
+        kept[group] = max(kept.get(group, ZERO), o.quantity - o.filled_quantity)
+    for group, left in bracket_left(session, protection, {o.id: o for o in candidates}).items():
+        if group in kept:  # and never more than what its bracket still covers
+            kept[group] = min(kept[group], max(left, ZERO))
+    free = max(held - sum(kept.values(), ZERO), ZERO)
+    if free >= close.quantity:
+        return "ready"
+    journal.audit("order.resized", subject_type="order", subject_id=close.id, actor_user_id=close.user_id,
+                  data={"before": str(close.quantity), "after": str(free),
+                        "why": "Protection it waited for filled instead of being cancelled: those shares are sold."})
+    if free <= 0:
+        transition(session, close, CANCELLED, journal, now=now,
+                   message="Nothing left to close: the stop or target it waited for sold the shares first.")
+        return "dropped"
+    close.quantity, close.updated_at = free, now
+    return "ready"
 
 
 def rescale_children(entry: Order, children: list[Order]) -> None:

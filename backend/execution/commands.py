@@ -11,7 +11,8 @@ send after the commit.  The broker is never called from here.
   the other way; a partial close leaves them and ``brackets.rebalance``
   shrinks them to the remaining position once the close fills, except
   where open exits hold quantity (``frees_first``: Alpaca), where they are
-  shrunk first so the close finds the shares free (``brackets.free_for_close``).
+  shrunk first so the close finds the shares free (``brackets.free_for_close``);
+  there the close (all or part) waits until the venue confirms those cancels.
 * flatten: a full close of every open position of the account, plus a
   cancel of its working entries (the daily-loss halt).
 * modify: moves the stop (``breakeven`` = the position's average entry
@@ -75,7 +76,8 @@ def plan_close(plan: Plan, session: Session, journal: Journal, *, position: Posi
                symbol: str | None = None, option: dict | None = None, frees_first: bool = False,
                replaceable=()) -> Intent | None:
     """``frees_first``: the venue's open exits hold quantity, so a partial close first shrinks them
-    (amended in place for accounts in ``replaceable``)."""
+    (amended in place for accounts in ``replaceable``), and the close waits for the venue to confirm
+    the cancels that free its shares (Alpaca cancels asynchronously: ``brackets.release_waiting``)."""
     held = abs(position.quantity)
     quantity = min(quantity, held)
     if quantity <= 0:
@@ -87,15 +89,18 @@ def plan_close(plan: Plan, session: Session, journal: Journal, *, position: Posi
                                 reason="The position is being closed.")
     elif frees_first:
         free_for_close(plan, session, journal, orders, position, quantity, now=now, replaceable=replaceable)
+    side = "sell" if position.quantity > 0 else "buy"
+    holding = [o.id for o in for_key(orders, position.symbol) if o.id in plan.cancel_order_ids and o.side == side
+               and legs.is_child(o.leg)] if frees_first else []
     option = option or {}
     return plan.add(order_fields(
         client_order_id=cid, user_id=position.user_id, broker_account_id=position.broker_account_id,
         symbol=symbol or position.symbol, asset_class=position.asset_class,
-        side="sell" if position.quantity > 0 else "buy", quantity=quantity, leg=leg, now=now,
+        side=side, quantity=quantity, leg=leg, now=now,
         signal_id=signal_id, decision_id=decision_id, order_type="limit" if limit_price else "market",
         limit_price=limit_price, time_in_force="gtc" if position.asset_class == "crypto" else "day",
         reduce_only=True, option_right=option.get("option_right"), strike=option.get("strike"),
-        expiry=option.get("expiry")))
+        expiry=option.get("expiry"), wait_for_order_id=max(holding) if holding else None))
 
 
 def plan_flatten(plan: Plan, session: Session, journal: Journal, *, positions: Iterable[Position],

@@ -165,7 +165,7 @@ class Settlement:
         else:
             open_rows = self._open_rows(account_ids)
             ready = release_waiting(session, finished, self.journal, now=self.now, venue_cancels=cancels,
-                                    candidates=open_rows)
+                                    candidates=open_rows, positions=positions)
             plan = rebalance(session, positions.values(), self.journal, now=self.now, venue_cancels=cancels,
                              replaceable=LazyReplaceable(session, self.adapters), candidates=open_rows,
                              known=self.rows if self.rows is not None else self.orders)

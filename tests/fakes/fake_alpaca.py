@@ -32,6 +32,18 @@ with (code 40310000, the message above).  The docs do not spell that
 message out, so its wording here is the observed one.  Orders that open or
 add to a position (no position on the other side) are not checked here.
 
+Cancels (``cancel_mode``): Alpaca cancels asynchronously.  ``DELETE
+/v2/orders/{id}`` answers 204 and the order shows ``pending_cancel``, still
+holding its shares (and still able to fill), until the venue confirms it
+``canceled`` a moment later.  ``cancel_mode = "immediate"`` (the default,
+deterministic) cancels at once; ``"pending"`` leaves cancels pending until
+``complete_cancels()``, or until the order has been read ``cancel_after_reads``
+times when that is set.  A second DELETE of a pending cancel, like a DELETE of
+a finished order, is 422 "order is not cancelable".  Replace (``PATCH``)
+answers with the new order; the old one turns ``replaced`` with
+``replaced_by`` (Alpaca: "Replace Order by ID", new id, old order replaced;
+an order ``pending_cancel`` cannot be replaced: 422).
+
 Market data (the SDK's data clients on the same host, as a proxy would serve
 them): ``/v2/stocks/{trades,quotes}/latest`` and
 ``/v1beta1/options/{trades,quotes}/latest`` answer at the book's price (the
@@ -116,6 +128,36 @@ class FakeAlpaca:
         self.no_quotes: set[str] = set()
         self.requests: list[tuple[str, str, dict]] = []
         self.refused: list[dict] = []  # the "insufficient qty available" refusals answered, their bodies
+        self.cancel_mode = "immediate"  # or "pending": cancels wait for ``complete_cancels`` (Alpaca's async cancel)
+        self.cancel_after_reads: int | None = None  # pending mode: confirm a cancel after this many reads
+        self.pending_cancels: dict[str, int] = {}  # order id -> reads since its DELETE
+
+    def complete_cancels(self) -> list[str]:
+        """Confirm every pending cancel (``canceled``); an order that filled meanwhile stays filled."""
+        done = []
+        for order_id in list(self.pending_cancels):
+            del self.pending_cancels[order_id]
+            if self.book.get(order_id).is_open:
+                self.book.cancel(order_id)
+                done.append(order_id)
+        return done
+
+    def _status(self, o: BookOrder) -> str:
+        if o.order_id in self.pending_cancels and o.is_open:
+            return "pending_cancel"
+        return STATUS.get(o.status, o.status)
+
+    def _read(self, orders) -> None:
+        """Count reads of pending cancels; confirm those read ``cancel_after_reads`` times."""
+        if self.cancel_after_reads is None:
+            return
+        for o in orders:
+            if o.order_id in self.pending_cancels:
+                self.pending_cancels[o.order_id] += 1
+                if self.pending_cancels[o.order_id] >= self.cancel_after_reads:
+                    del self.pending_cancels[o.order_id]
+                    if o.is_open:
+                        self.book.cancel(o.order_id)
 
     # --- plumbing ------------------------------------------------------------
     def error(self, kind: str, **fields) -> web.Response:
@@ -194,7 +236,7 @@ class FakeAlpaca:
             order_class="" if o.order_class == "simple" else o.order_class,
             order_type=o.order_type, type=o.order_type, side=o.side, time_in_force=o.time_in_force,
             limit_price=fmt(o.limit_price), stop_price=fmt(o.stop_price),
-            status=STATUS.get(o.status, o.status),
+            status=self._status(o),
             replaced_by=o.replaced_by, replaces=o.replaces,
             legs=[self.render_order(leg, nested) for leg in o.legs] if (nested and o.legs) else None,
         )
@@ -293,28 +335,35 @@ class FakeAlpaca:
             after = datetime.fromisoformat(q["after"].replace("Z", "+00:00"))
             orders = [o for o in orders if o.created_at > after or o.updated_at > after]
         limit = int(q.get("limit", 50))
+        self._read(orders[:limit])
         return web.json_response([self.render_order(o, nested) for o in orders[:limit]])
 
     async def get_by_client_id(self, request):
         order = self.book.by_client_id(request.query.get("client_order_id", ""))
         if order is None:
             return self.error("order_not_found")
+        self._read([order])
         return web.json_response(self.render_order(order))
 
     async def get_order(self, request):
         nested = request.query.get("nested", "false").lower() == "true"
-        return web.json_response(self.render_order(self.book.get(request.match_info["order_id"]), nested))
+        order = self.book.get(request.match_info["order_id"])
+        self._read([order])
+        return web.json_response(self.render_order(order, nested))
 
     async def cancel_order(self, request):
         order = self.book.get(request.match_info["order_id"])
-        if not order.is_open:
+        if not order.is_open or order.order_id in self.pending_cancels:
             return self.error("not_cancelable")
-        self.book.cancel(order.order_id)
+        if self.cancel_mode == "pending":
+            self.pending_cancels[order.order_id] = 0
+        else:
+            self.book.cancel(order.order_id)
         return web.Response(status=204)
 
     async def replace_order(self, request):
         old = self.book.get(request.match_info["order_id"])
-        if not old.is_open:
+        if not old.is_open or old.order_id in self.pending_cancels:
             return self.error("not_cancelable")
         b = await request.json()
         if b.get("qty") and old.status != "held":
@@ -371,6 +420,6 @@ class FakeAlpaca:
                      side=order.side, symbol=order.symbol, leaves_qty=fmt(order.remaining),
                      order_id=order.order_id, cum_qty=fmt(order.filled),
                      type="fill" if order.status == "filled" else "partial_fill",
-                     order_status=STATUS.get(order.status, order.status))
+                     order_status=self._status(order))
             out.append(d)
         return web.json_response(out)

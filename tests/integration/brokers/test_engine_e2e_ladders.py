@@ -18,8 +18,11 @@ the other the way the venue would fill them.
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from decimal import Decimal as D
+
+from types import SimpleNamespace
 
 import pytest
 from sqlmodel import Session, select
@@ -160,8 +163,9 @@ def legs_of(fake: FakeAlpaca, entry_cid: str) -> dict[str, object]:
     return out
 
 
-async def test_an_alpaca_ladder_goes_out_as_one_bracket_per_target(engine):
-    """50/30/20 of 10 shares: three brackets of 5/3/2; TP1 ends its slice only; breakeven; close-all."""
+@contextlib.asynccontextmanager
+async def alpaca_ladder(engine):
+    """A follower at a loopback Alpaca whose 50/30/20 ladder of 10 shares has filled as three slices (5/3/2)."""
     with Session(engine, expire_on_commit=False) as s:
         world = seed_world(s, profile={"sizing_value": D(10)})
         s.get(Follow, world.follows[0].id).tp_allocation = ["50", "30", "20"]
@@ -172,7 +176,6 @@ async def test_an_alpaca_ladder_goes_out_as_one_bracket_per_target(engine):
                                         {"api_key": fake.api_key, "api_secret": fake.api_secret}, base_url=url,
                                         adapter_options={"requests_per_minute": 100_000})
         await _follow(engine, world, account["id"])
-        user = world.followers[0].id
         adapters = Adapters(engine, provider=build_provider(options={"alpaca": {"requests_per_minute": 100_000}}))
         try:
             result = await trading.ingest_discord_message(
@@ -180,77 +183,182 @@ async def test_an_alpaca_ladder_goes_out_as_one_bracket_per_target(engine):
                 content="Buy AAPL 191 SL 180 TP 200 TP 205 TP 210", engine=engine, adapters=adapters)
             assert (result["approved"], result["orders_submitted"]) == (1, 3)  # three entries, legs held with them
             with Session(engine) as s:
-                orders = s.exec(select(Order).order_by(Order.id)).all()
-            entries = [o for o in orders if o.leg == "entry"]
+                entries = [o for o in s.exec(select(Order).order_by(Order.id)).all() if o.leg == "entry"]
             assert [(e.status, e.quantity, e.filled_quantity) for e in entries] == \
                 [("filled", D(5), D(5)), ("filled", D(3), D(3)), ("filled", D(2), D(2))]
-            with Session(engine) as s:  # derived from signal, follower and slice: a re-run writes the same ids
-                signal_id = s.exec(select(Order.signal_id)).first()
-            first_id = client_order_id(signal_id, user, "entry")
-            assert [e.client_order_id for e in entries] == [slice_order_id(first_id, n) for n in (1, 2, 3)]
-            kids = {(o.parent_order_id, o.leg): o for o in orders if o.leg != "entry"}
-            for n, (entry, price) in enumerate(zip(entries, (D(200), D(205), D(210))), start=1):
-                stop, tp = kids[(entry.id, "stop")], kids[(entry.id, f"tp{n}")]
-                assert (stop.status, stop.quantity, stop.stop_price) == ("submitted", entry.quantity, D(180))
-                assert (tp.status, tp.quantity, tp.limit_price) == ("submitted", entry.quantity, price)
-                assert (stop.client_order_id, tp.client_order_id) == (f"{entry.client_order_id}-sl",
-                                                                      f"{entry.client_order_id}-tp1")
-                venue = fake.book.by_client_id(entry.client_order_id)
-                assert venue.order_class == "bracket" and venue.quantity == entry.quantity
-                assert {k: (v.quantity, v.limit_price or v.stop_price, v.status)
-                        for k, v in legs_of(fake, entry.client_order_id).items()} == \
-                    {"limit": (entry.quantity, price, "open"), "stop": (entry.quantity, D(180), "open")}
-            assert held(engine) == fake.book.positions["AAPL"][0] == D(10)
-            assert fake.book.available_to_close("AAPL", "sell") == 0  # every share is held by a slice
-
-            # TP1 fills at the venue: Alpaca cancels slice 1's stop; slices 2 and 3 keep both legs whole.
-            first, second, third = entries
-            fake.book.fill(legs_of(fake, first.client_order_id)["limit"].order_id)
-            await recover(engine, adapters)
-            now = by_cid(engine)
-            assert now[f"{first.client_order_id}-tp1"].status == "filled"
-            assert now[f"{first.client_order_id}-sl"].status == "cancelled"
-            for e in (second, third):
-                assert [(now[f"{e.client_order_id}-{x}"].status, now[f"{e.client_order_id}-{x}"].quantity)
-                        for x in ("sl", "tp1")] == [("submitted", e.quantity)] * 2
-                assert {v.status for v in legs_of(fake, e.client_order_id).values()} == {"open"}
-            assert held(engine) == fake.book.positions["AAPL"][0] == D(5)
-            with Session(engine) as s:
-                pos = s.exec(select(Position)).one()
-                assert (pos.avg_price, pos.realized_pnl) == (D("190.12"), (D(200) - D("190.12")) * 5)
-
-            # Stop to breakeven: each remaining slice's stop leg is replaced at the venue.
-            moved = await trading.move_stop(user, account["id"], "AAPL", engine=engine, adapters=adapters)
-            assert moved["orders_changed"] == 2
-            for e in (second, third):
-                stop = legs_of(fake, e.client_order_id)["stop"]
-                assert (stop.stop_price, stop.quantity, stop.status) == (D("190.12"), e.quantity, "open")
-                row = by_cid(engine)[f"{e.client_order_id}-sl"]
-                assert (row.status, row.stop_price) == ("submitted", D("190.12"))
-
-            # Close 40 % (2 of 5): the newest slice gives way whole first, so the close finds its shares free.
-            part = await trading.close_position(user, account["id"], "AAPL", 40, engine=engine, adapters=adapters)
-            assert [(o["leg"], o["status"], o["filled_quantity"]) for o in part["orders"]] == [("close", "filled", D(2))]
-            now = by_cid(engine)
-            assert {now[f"{third.client_order_id}-{x}"].status for x in ("sl", "tp1")} == {"cancelled"}
-            assert [now[f"{second.client_order_id}-{x}"].status for x in ("sl", "tp1")] == ["submitted"] * 2
-            assert {v.status for v in legs_of(fake, second.client_order_id).values()} == {"open"}
-            assert held(engine) == fake.book.positions["AAPL"][0] == D(3)
-
-            # Close-all: the slices' legs are cancelled first, then one market sell of what is left.
-            closed = await trading.close_position(user, account["id"], "AAPL", engine=engine, adapters=adapters)
-            [close] = closed["orders"]
-            assert (close["status"], close["filled_quantity"]) == ("filled", D(3))
-            final = by_cid(engine)
-            for e in (second, third):
-                assert {final[f"{e.client_order_id}-{x}"].status for x in ("sl", "tp1")} == {"cancelled"}
-                assert {v.status for v in legs_of(fake, e.client_order_id).values()} == {"cancelled"}
-            assert held(engine) == D(0) and "AAPL" not in fake.book.positions
-            assert not [o for o in final.values() if o.status in ("rejected", "failed")]
+            yield SimpleNamespace(fake=fake, account=account["id"], adapters=adapters, user=world.followers[0].id,
+                                  entries=entries)
         finally:
             await adapters.aclose()
+
+
+async def test_an_alpaca_ladder_goes_out_as_one_bracket_per_target(engine):
+    """50/30/20 of 10 shares: three brackets of 5/3/2; TP1 ends its slice only; breakeven; close-all."""
+    async with alpaca_ladder(engine) as world:
+        fake, adapters, user, entries = world.fake, world.adapters, world.user, world.entries
+        with Session(engine) as s:
+            orders = s.exec(select(Order).order_by(Order.id)).all()
+        with Session(engine) as s:  # derived from signal, follower and slice: a re-run writes the same ids
+            signal_id = s.exec(select(Order.signal_id)).first()
+        first_id = client_order_id(signal_id, user, "entry")
+        assert [e.client_order_id for e in entries] == [slice_order_id(first_id, n) for n in (1, 2, 3)]
+        kids = {(o.parent_order_id, o.leg): o for o in orders if o.leg != "entry"}
+        for n, (entry, price) in enumerate(zip(entries, (D(200), D(205), D(210))), start=1):
+            stop, tp = kids[(entry.id, "stop")], kids[(entry.id, f"tp{n}")]
+            assert (stop.status, stop.quantity, stop.stop_price) == ("submitted", entry.quantity, D(180))
+            assert (tp.status, tp.quantity, tp.limit_price) == ("submitted", entry.quantity, price)
+            assert (stop.client_order_id, tp.client_order_id) == (f"{entry.client_order_id}-sl",
+                                                                  f"{entry.client_order_id}-tp1")
+            venue = fake.book.by_client_id(entry.client_order_id)
+            assert venue.order_class == "bracket" and venue.quantity == entry.quantity
+            assert {k: (v.quantity, v.limit_price or v.stop_price, v.status)
+                    for k, v in legs_of(fake, entry.client_order_id).items()} == \
+                {"limit": (entry.quantity, price, "open"), "stop": (entry.quantity, D(180), "open")}
+        assert held(engine) == fake.book.positions["AAPL"][0] == D(10)
+        assert fake.book.available_to_close("AAPL", "sell") == 0  # every share is held by a slice
+
+        # TP1 fills at the venue: Alpaca cancels slice 1's stop; slices 2 and 3 keep both legs whole.
+        first, second, third = entries
+        fake.book.fill(legs_of(fake, first.client_order_id)["limit"].order_id)
+        await recover(engine, adapters)
+        now = by_cid(engine)
+        assert now[f"{first.client_order_id}-tp1"].status == "filled"
+        assert now[f"{first.client_order_id}-sl"].status == "cancelled"
+        for e in (second, third):
+            assert [(now[f"{e.client_order_id}-{x}"].status, now[f"{e.client_order_id}-{x}"].quantity)
+                    for x in ("sl", "tp1")] == [("submitted", e.quantity)] * 2
+            assert {v.status for v in legs_of(fake, e.client_order_id).values()} == {"open"}
+        assert held(engine) == fake.book.positions["AAPL"][0] == D(5)
+        with Session(engine) as s:
+            pos = s.exec(select(Position)).one()
+            assert (pos.avg_price, pos.realized_pnl) == (D("190.12"), (D(200) - D("190.12")) * 5)
+
+        # Stop to breakeven: each remaining slice's stop leg is replaced at the venue.
+        moved = await trading.move_stop(user, world.account, "AAPL", engine=engine, adapters=adapters)
+        assert moved["orders_changed"] == 2
+        for e in (second, third):
+            stop = legs_of(fake, e.client_order_id)["stop"]
+            assert (stop.stop_price, stop.quantity, stop.status) == (D("190.12"), e.quantity, "open")
+            row = by_cid(engine)[f"{e.client_order_id}-sl"]
+            assert (row.status, row.stop_price) == ("submitted", D("190.12"))
+
+        # Close 40 % (2 of 5): the newest slice gives way whole first, so the close finds its shares free.
+        part = await trading.close_position(user, world.account, "AAPL", 40, engine=engine, adapters=adapters)
+        assert [(o["leg"], o["status"], o["filled_quantity"]) for o in part["orders"]] == [("close", "filled", D(2))]
+        now = by_cid(engine)
+        assert {now[f"{third.client_order_id}-{x}"].status for x in ("sl", "tp1")} == {"cancelled"}
+        assert [now[f"{second.client_order_id}-{x}"].status for x in ("sl", "tp1")] == ["submitted"] * 2
+        assert {v.status for v in legs_of(fake, second.client_order_id).values()} == {"open"}
+        assert held(engine) == fake.book.positions["AAPL"][0] == D(3)
+
+        # Close-all: the slices' legs are cancelled first, then one market sell of what is left.
+        closed = await trading.close_position(user, world.account, "AAPL", engine=engine, adapters=adapters)
+        [close] = closed["orders"]
+        assert (close["status"], close["filled_quantity"]) == ("filled", D(3))
+        final = by_cid(engine)
+        for e in (second, third):
+            assert {final[f"{e.client_order_id}-{x}"].status for x in ("sl", "tp1")} == {"cancelled"}
+            assert {v.status for v in legs_of(fake, e.client_order_id).values()} == {"cancelled"}
+        assert held(engine) == D(0) and "AAPL" not in fake.book.positions
+        assert not [o for o in final.values() if o.status in ("rejected", "failed")]
     assert fake.refused == []  # no 403 "insufficient qty available" anywhere
     assert all(isinstance(o.quantity, D) for o in final.values())
+
+
+async def _fill_tp1(engine, world) -> None:
+    """TP1 fills: slice 1 ends, 5 shares are left in slices 2 (3) and 3 (2), each fully held by its legs."""
+    first = world.entries[0]
+    world.fake.book.fill(legs_of(world.fake, first.client_order_id)["limit"].order_id)
+    await recover(engine, world.adapters)
+    assert held(engine) == world.fake.book.positions["AAPL"][0] == D(5)
+
+
+def _posted(fake: FakeAlpaca, client_order_id: str) -> int:
+    return sum(1 for method, path, body in fake.requests
+               if (method, path) == ("POST", "/v2/orders") and body.get("client_order_id") == client_order_id)
+
+
+def _leg_rows(engine, entry) -> set[str]:
+    now = by_cid(engine)
+    return {now[f"{entry.client_order_id}-{x}"].status for x in ("sl", "tp1")}
+
+
+async def test_an_alpaca_close_waits_for_the_cancels_alpaca_confirms_later(engine):
+    """Alpaca cancels asynchronously: a close goes out only once the legs holding its shares are cancelled."""
+    async with alpaca_ladder(engine) as world:
+        fake, adapters, user = world.fake, world.adapters, world.user
+        _first, second, third = world.entries
+        await _fill_tp1(engine, world)
+        fake.cancel_mode = "pending"
+
+        # Close 40 % (2 of 5): slice 3's legs are being cancelled, still hold their 2 shares: the close waits.
+        part = await trading.close_position(user, world.account, "AAPL", 40, request_id="part", engine=engine,
+                                            adapters=adapters)
+        [close] = part["orders"]
+        assert (close["leg"], close["status"], close["quantity"]) == ("close", "new", D(2))
+        assert {v.order_id for v in legs_of(fake, third.client_order_id).values()} == set(fake.pending_cancels)
+        assert {fake.render_order(v)["status"] for v in legs_of(fake, third.client_order_id).values()} == \
+            {"pending_cancel"}
+        await recover(engine, adapters)  # polls: still pending, the close still waits
+        assert by_cid(engine)[close["client_order_id"]].status == "new" and _leg_rows(engine, third) == {"submitted"}
+        assert _posted(fake, close["client_order_id"]) == 0
+
+        assert len(fake.complete_cancels()) == 2
+        await recover(engine, adapters)  # the poll sees them cancelled: the close is released and sent
+        now = by_cid(engine)[close["client_order_id"]]
+        assert (now.status, now.quantity, now.filled_quantity) == ("filled", D(2), D(2))
+        assert _leg_rows(engine, third) == {"cancelled"} and _leg_rows(engine, second) == {"submitted"}
+        assert held(engine) == fake.book.positions["AAPL"][0] == D(3)
+
+        # Close-all: slice 2's legs confirm after two reads each (the worker's polls); one sell of the 3 left.
+        fake.cancel_after_reads = 2
+        closed = await trading.close_position(user, world.account, "AAPL", request_id="all", engine=engine,
+                                              adapters=adapters)
+        [close_all] = closed["orders"]
+        assert close_all["status"] == "new"
+        for _ in range(3):
+            await recover(engine, adapters)
+        final = by_cid(engine)
+        assert (final[close_all["client_order_id"]].status, final[close_all["client_order_id"]].filled_quantity) \
+            == ("filled", D(3))
+        assert _leg_rows(engine, second) == {"cancelled"} and not fake.pending_cancels
+        assert held(engine) == D(0) and "AAPL" not in fake.book.positions
+        assert [_posted(fake, c["client_order_id"]) for c in (close, close_all)] == [1, 1]  # never two closes
+        assert not [o for o in final.values() if o.status in ("rejected", "failed")]
+    assert fake.refused == []  # no 403 "insufficient qty available"
+
+
+async def test_an_alpaca_leg_that_fills_instead_of_cancelling_leaves_nothing_to_oversell(engine):
+    """The target (then the stop) fills while its cancel is pending: the close it made room for is dropped."""
+    async with alpaca_ladder(engine) as world:
+        fake, adapters, user = world.fake, world.adapters, world.user
+        _first, second, third = world.entries
+        await _fill_tp1(engine, world)
+        fake.cancel_mode = "pending"
+
+        part = await trading.close_position(user, world.account, "AAPL", 40, request_id="part", engine=engine,
+                                            adapters=adapters)
+        [close] = part["orders"]
+        fake.book.fill(legs_of(fake, third.client_order_id)["limit"].order_id)  # TP3 sells the 2 shares first
+        assert fake.complete_cancels() == []  # Alpaca already cancelled the stop (one-cancels-other)
+        await recover(engine, adapters)
+        now = by_cid(engine)
+        assert (now[close["client_order_id"]].status, now[f"{third.client_order_id}-tp1"].status) == \
+            ("cancelled", "filled")
+        assert _posted(fake, close["client_order_id"]) == 0
+        assert held(engine) == fake.book.positions["AAPL"][0] == D(3) and _leg_rows(engine, second) == {"submitted"}
+
+        closed = await trading.close_position(user, world.account, "AAPL", request_id="all", engine=engine,
+                                              adapters=adapters)
+        [close_all] = closed["orders"]
+        fake.book.fill(legs_of(fake, second.client_order_id)["stop"].order_id)  # the stop triggers meanwhile
+        await recover(engine, adapters)
+        final = by_cid(engine)
+        assert final[close_all["client_order_id"]].status == "cancelled"
+        assert _posted(fake, close_all["client_order_id"]) == 0
+        assert held(engine) == D(0) and "AAPL" not in fake.book.positions  # flat, not short
+        assert not [o for o in final.values() if o.status in ("rejected", "failed")]
+    assert fake.refused == []
 
 
 @pytest.mark.parametrize("ladder", sorted(LADDERS))
