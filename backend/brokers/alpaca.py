@@ -20,7 +20,13 @@ bracket per target (the engine splits the entry, ``brackets.add_slices``):
 each slice's stop and target share the slice's shares, and Alpaca cancels
 the slice's other leg when one fills.  A replaced order gets a new id at
 Alpaca; we always report it under the client order id the engine chose by
-following ``replaced_by`` / ``replaces`` links.
+following ``replaced_by`` / ``replaces`` links.  Alpaca replaces
+asynchronously: until it confirms, the old order shows ``pending_replace``
+(no ``replaced_by`` to follow yet) and the new one ``accepted``, so the
+adapter remembers the replacement it asked for and reads that one; if the old
+order fills first, Alpaca rejects the new one, and the old one (filled) is
+what we report.  A cancel is asynchronous too: ``pending_cancel`` is still a
+working order (``submitted``), holding its shares, until it is ``canceled``.
 
 Bracket legs carry Alpaca's own ids (and a client id Alpaca made up); the
 engine knows them as ``<entry>-sl`` and ``<entry>-tp1``.  The adapter keeps an
@@ -185,6 +191,7 @@ class AlpacaAdapter(BrokerAdapter):
         self._leg_names: dict[str, str] = {}  # Alpaca id of a bracket leg -> our name (<entry>-sl)
         self._leg_ids: dict[str, str] = {}    # our name -> Alpaca id of the leg
         self._not_legs: set[str] = set()      # multi-leg orders known not to be legs (entries)
+        self._replacements: dict[str, str] = {}  # our client id -> Alpaca id of the replacement we asked for
 
     async def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
         await self._bucket.acquire()
@@ -322,12 +329,19 @@ class AlpacaAdapter(BrokerAdapter):
         """The live version of an order (or of a bracket leg, by our name): the original, or its replacement."""
         raw = await self._find(client_order_id)
         for _ in range(_REPLACE_HOPS):
+            if raw.get("status") == "rejected" and raw.get("replaces") and client_order_id in self._replacements:
+                # Alpaca rejects a replacement whose original filled first: the original is the truth
+                self._replacements.pop(client_order_id)
+                raw = await self._call(self._client.get_order_by_id, str(raw["replaces"]))
+                continue
             if raw.get("status") != "replaced" or not raw.get("replaced_by"):
                 break
             raw = await self._call(self._client.get_order_by_id, str(raw["replaced_by"]))
         return raw
 
     async def _find(self, client_order_id: str) -> dict:
+        if client_order_id in self._replacements:
+            return await self._call(self._client.get_order_by_id, self._replacements[client_order_id])
         if client_order_id in self._leg_ids:
             return await self._call(self._client.get_order_by_id, self._leg_ids[client_order_id])
         try:
@@ -412,12 +426,19 @@ class AlpacaAdapter(BrokerAdapter):
         change = ReplaceOrderRequest(qty=int(quantity) if quantity is not None else None,
                                      limit_price=limit_price, stop_price=stop_price)
         new = await self._call(self._client.replace_order_by_id, str(raw["id"]), change)
+        self._replacements[client_order_id] = str(new["id"])  # read it, not the old one still pending_replace
+        if str(raw["id"]) in self._leg_names:
+            self._leg_names[str(new["id"])] = client_order_id
         return self._snapshot(new, client_order_id)
 
     async def open_orders(self) -> list[OrderSnapshot]:
         query = GetOrdersRequest(status=QueryOrderStatus.OPEN, limit=500, nested=False)
+        listed = await self._call(self._client.get_orders, query)
+        being_replaced = {str(raw["replaces"]) for raw in listed if raw.get("replaces")}
         out = []
-        for raw in await self._call(self._client.get_orders, query):
+        for raw in listed:
+            if raw.get("status") == "pending_replace" and str(raw["id"]) in being_replaced:
+                continue  # its replacement, listed too, is the order under our name now
             out.append(self._snapshot(raw, await self._name_of(raw)))
         return out
 

@@ -39,10 +39,16 @@ holding its shares (and still able to fill), until the venue confirms it
 deterministic) cancels at once; ``"pending"`` leaves cancels pending until
 ``complete_cancels()``, or until the order has been read ``cancel_after_reads``
 times when that is set.  A second DELETE of a pending cancel, like a DELETE of
-a finished order, is 422 "order is not cancelable".  Replace (``PATCH``)
-answers with the new order; the old one turns ``replaced`` with
-``replaced_by`` (Alpaca: "Replace Order by ID", new id, old order replaced;
-an order ``pending_cancel`` cannot be replaced: 422).
+a finished order, is 422 "order is not cancelable".
+
+Replace (``PATCH``) answers with a new order (new id, ``replaces`` the old
+one).  ``replace_mode = "immediate"`` (default): the old order is ``replaced``
+at once, with ``replaced_by``.  ``"pending"``, as Alpaca's "Replace Order by
+ID" describes it: until ``complete_replaces()`` the old order shows
+``pending_replace`` and the new one ``accepted``; while it is being replaced
+the larger of the two holds the shares; if the old one fills first, the new
+one is rejected; an order ``accepted``, ``pending_cancel`` or
+``pending_replace`` cannot be replaced (422).
 
 Market data (the SDK's data clients on the same host, as a proxy would serve
 them): ``/v2/stocks/{trades,quotes}/latest`` and
@@ -96,6 +102,8 @@ class AlpacaBook(VenueBook):
         by_group: dict[str, Decimal] = {}
         for o in self.orders.values():
             group = o.parent_id or o.order_id
+            if o.replaces and self.get(o.replaces).is_open:  # still being replaced: the larger of the two
+                group = self.get(o.replaces).parent_id or o.replaces
             if o.symbol != symbol or o.side != side or o.status not in ("open", "partially_filled") or group == skip:
                 continue
             by_group[group] = max(by_group.get(group, Decimal("0")), o.remaining)
@@ -131,6 +139,21 @@ class FakeAlpaca:
         self.cancel_mode = "immediate"  # or "pending": cancels wait for ``complete_cancels`` (Alpaca's async cancel)
         self.cancel_after_reads: int | None = None  # pending mode: confirm a cancel after this many reads
         self.pending_cancels: dict[str, int] = {}  # order id -> reads since its DELETE
+        self.replace_mode = "immediate"  # or "pending": replaces wait for ``complete_replaces``
+        self.pending_replaces: dict[str, str] = {}  # old order id -> its replacement's id
+
+    def complete_replaces(self) -> list[str]:
+        """Finish every pending replace: the old order ``replaced``, or the new one rejected if the old filled."""
+        done = []
+        for old_id, new_id in list(self.pending_replaces.items()):
+            del self.pending_replaces[old_id]
+            old, new = self.book.get(old_id), self.book.get(new_id)
+            if old.is_open:
+                old.status, old.replaced_by = "replaced", new_id
+                done.append(new_id)
+            elif new.is_open:
+                new.status = "rejected"
+        return done
 
     def complete_cancels(self) -> list[str]:
         """Confirm every pending cancel (``canceled``); an order that filled meanwhile stays filled."""
@@ -145,6 +168,10 @@ class FakeAlpaca:
     def _status(self, o: BookOrder) -> str:
         if o.order_id in self.pending_cancels and o.is_open:
             return "pending_cancel"
+        if o.order_id in self.pending_replaces and o.is_open:
+            return "pending_replace"
+        if o.is_open and o.replaces in self.pending_replaces:
+            return "accepted"
         return STATUS.get(o.status, o.status)
 
     def _read(self, orders) -> None:
@@ -363,7 +390,7 @@ class FakeAlpaca:
 
     async def replace_order(self, request):
         old = self.book.get(request.match_info["order_id"])
-        if not old.is_open or old.order_id in self.pending_cancels:
+        if not old.is_open or self._status(old) in ("pending_cancel", "pending_replace", "accepted"):
             return self.error("not_cancelable")
         b = await request.json()
         if b.get("qty") and old.status != "held":
@@ -379,7 +406,10 @@ class FakeAlpaca:
             order_class=old.order_class,
         )
         was_held = old.status == "held"
-        old.status, old.replaced_by = "replaced", new.order_id
+        if self.replace_mode == "pending" and not was_held:
+            self.pending_replaces[old.order_id] = new.order_id  # the old one still holds (and may fill)
+        else:
+            old.status, old.replaced_by = "replaced", new.order_id
         self.book.next_fill = "none"
         self.book.submit(new)
         if old.parent_id:  # a replaced bracket leg stays a leg of its entry

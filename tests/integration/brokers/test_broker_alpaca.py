@@ -172,6 +172,51 @@ async def test_cancel_a_resting_limit(venue):
     assert again.status == "cancelled"
 
 
+async def test_a_cancel_alpaca_confirms_later_is_still_working_and_holds_its_shares(venue):
+    """DELETE answers 204, the order is ``pending_cancel`` (still working for the engine) until Alpaca confirms."""
+    fake, adapter, _ = venue
+    await adapter.place_order(req("own", quantity=Decimal("4")))  # a position of 4
+    await adapter.place_order(req("tp", side="sell", quantity=Decimal("4"), order_type="limit",
+                                  limit_price=Decimal("200")))
+    fake.cancel_mode = "pending"
+    snap = await adapter.cancel_order("tp")
+    assert (snap.status, fake.render_order(fake.book.by_client_id("tp"))["status"]) == ("submitted", "pending_cancel")
+    assert [o.client_order_id for o in await adapter.open_orders()] == ["tp"]
+    with pytest.raises(OrderRejected, match="insufficient qty"):  # its shares are not free yet
+        await adapter.place_order(req("close", side="sell", quantity=Decimal("4")))
+    assert (await adapter.cancel_order("tp")).status == "submitted"  # asked again: still pending, no error
+    fake.complete_cancels()
+    assert (await adapter.order_status("tp")).status == "cancelled"
+    assert (await adapter.place_order(req("close", side="sell", quantity=Decimal("4")))).status == "filled"
+
+
+async def test_a_replace_alpaca_confirms_later_is_read_from_the_new_order(venue):
+    """Until Alpaca confirms, the old order is ``pending_replace`` (no ``replaced_by`` yet): we read the new one."""
+    fake, adapter, _ = venue
+    fake.replace_mode = "pending"
+    await adapter.place_order(req("rep-p", order_type="limit", limit_price=Decimal("150"), quantity=Decimal("3")))
+    new = await adapter.replace_order("rep-p", quantity=Decimal("2"))
+    old = fake.book.by_client_id("rep-p")
+    assert fake.render_order(old)["status"] == "pending_replace" and old.replaced_by is None
+    assert (await adapter.order_status("rep-p")).quantity == Decimal("2")
+    assert [(o.client_order_id, o.quantity) for o in await adapter.open_orders()] == [("rep-p", Decimal("2"))]
+    assert fake.complete_replaces() == [new.broker_order_id]
+    assert (await adapter.order_status("rep-p")).broker_order_id == new.broker_order_id
+
+
+async def test_when_the_old_order_fills_before_the_replace_the_fill_is_what_we_report(venue):
+    fake, adapter, _ = venue
+    fake.replace_mode = "pending"
+    first = await adapter.place_order(req("rep-f", order_type="limit", limit_price=Decimal("150"),
+                                          quantity=Decimal("3")))
+    await adapter.replace_order("rep-f", quantity=Decimal("2"))
+    fake.book.fill(first.broker_order_id)  # the original fills first: Alpaca rejects the replacement
+    fake.complete_replaces()
+    snap = await adapter.order_status("rep-f")
+    assert (snap.status, snap.filled_quantity, snap.broker_order_id) == ("filled", Decimal("3"),
+                                                                         first.broker_order_id)
+
+
 async def test_same_client_order_id_returns_the_existing_order(venue):
     fake, adapter, _ = venue
     first = await adapter.place_order(req("idem-1"))

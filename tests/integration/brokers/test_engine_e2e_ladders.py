@@ -289,7 +289,21 @@ async def test_an_alpaca_close_waits_for_the_cancels_alpaca_confirms_later(engin
         fake, adapters, user = world.fake, world.adapters, world.user
         _first, second, third = world.entries
         await _fill_tp1(engine, world)
-        fake.cancel_mode = "pending"
+        fake.cancel_mode = fake.replace_mode = "pending"
+
+        # Stop to breakeven while Alpaca confirms replaces later: the rows follow the new orders throughout.
+        moved = await trading.move_stop(user, world.account, "AAPL", engine=engine, adapters=adapters)
+        assert moved["orders_changed"] == 2 and len(fake.pending_replaces) == 2
+        await recover(engine, adapters)  # a poll while the old stops are pending_replace changes nothing
+        assert [(by_cid(engine)[f"{e.client_order_id}-sl"].status, by_cid(engine)[f"{e.client_order_id}-sl"].quantity)
+                for e in (second, third)] == [("submitted", e.quantity) for e in (second, third)]
+        assert len(fake.complete_replaces()) == 2
+        await recover(engine, adapters)
+        for e in (second, third):
+            row = by_cid(engine)[f"{e.client_order_id}-sl"]
+            assert (row.status, row.stop_price, row.quantity) == ("submitted", D("190.12"), e.quantity)
+            venue_stop = legs_of(fake, e.client_order_id)["stop"]
+            assert (venue_stop.stop_price, venue_stop.quantity, venue_stop.status) == (D("190.12"), e.quantity, "open")
 
         # Close 40 % (2 of 5): slice 3's legs are being cancelled, still hold their 2 shares: the close waits.
         part = await trading.close_position(user, world.account, "AAPL", 40, request_id="part", engine=engine,
