@@ -205,6 +205,7 @@ def release_waiting(session: Session, finished: Iterable[Order], journal: Journa
                                   .order_by(Order.id)).all()
     waiting = [o for o in candidates if o.status == NEW and o.wait_for_order_id in done]
     ready: list[int] = []
+    claimed: dict[tuple[int, str], Decimal] = defaultdict(lambda: ZERO)  # shares given to closes released here
     for entry_id in {o.wait_for_order_id for o in waiting}:
         entry = done[entry_id]
         if entry.leg == legs.ENTRY and 0 < entry.filled_quantity < entry.quantity:
@@ -214,7 +215,7 @@ def release_waiting(session: Session, finished: Iterable[Order], journal: Journa
         verdict = waiting_verdict(order, waited)
         if verdict == "ready" and waits_for_room(order, waited):
             verdict = _room_for_close(session, journal, order, now=now, positions=positions or {},
-                                      candidates=candidates if candidates_given else None)
+                                      candidates=candidates if candidates_given else None, claimed=claimed)
         if verdict == "ready":
             ready.append(order.id)
         elif verdict == "cancel":
@@ -223,8 +224,12 @@ def release_waiting(session: Session, finished: Iterable[Order], journal: Journa
 
 
 def _room_for_close(session: Session, journal: Journal, close: Order, *, now: datetime, positions: dict,
-                    candidates: Iterable[Order] | None) -> str:
-    """``wait`` (for the next cancel still pending), ``ready`` (sized to the free shares) or ``dropped``."""
+                    candidates: Iterable[Order] | None, claimed: dict) -> str:
+    """``wait`` (for the next cancel still pending), ``ready`` (sized to the free shares) or ``dropped``.
+
+    Free: the position less the protection kept and less what other closes of it already sell (sent
+    ones, or released in this pass: ``claimed``), so two closes of one position never sell it twice.
+    """
     from backend.execution.settle import PENDING_CANCEL  # settle builds on this module
 
     key = order_position_key(close)
@@ -252,17 +257,24 @@ def _room_for_close(session: Session, journal: Journal, close: Order, *, now: da
     for group, left in bracket_left(session, protection, {o.id: o for o in candidates}).items():
         if group in kept:  # and never more than what its bracket still covers
             kept[group] = min(kept[group], max(left, ZERO))
-    free = max(held - sum(kept.values(), ZERO), ZERO)
+    selling = sum((o.quantity - o.filled_quantity for o in candidates if o.id != close.id
+                   and o.broker_account_id == close.broker_account_id and o.leg in CLOSING_LEGS
+                   and o.status in WORKING and o.side == close.side and order_position_key(o) == key), ZERO)
+    free = max(held - sum(kept.values(), ZERO) - selling - claimed[(close.broker_account_id, key)], ZERO)
     if free >= close.quantity:
+        claimed[(close.broker_account_id, key)] += close.quantity
         return "ready"
     journal.audit("order.resized", subject_type="order", subject_id=close.id, actor_user_id=close.user_id,
                   data={"before": str(close.quantity), "after": str(free),
-                        "why": "Protection it waited for filled instead of being cancelled: those shares are sold."})
+                        "why": "Fewer shares are free than planned: protection it waited for filled instead of "
+                               "being cancelled, or another close sells them."})
     if free <= 0:
         transition(session, close, CANCELLED, journal, now=now,
-                   message="Nothing left to close: the stop or target it waited for sold the shares first.")
+                   message="Nothing left to close: the stop or target it waited for (or another close) "
+                           "sold the shares first.")
         return "dropped"
     close.quantity, close.updated_at = free, now
+    claimed[(close.broker_account_id, key)] += free
     return "ready"
 
 

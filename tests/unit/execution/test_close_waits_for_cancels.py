@@ -131,6 +131,26 @@ def test_the_kept_protection_counts_what_its_bracket_still_covers(engine):
         assert ready == [close.id] and close.quantity == D(2)
 
 
+def test_two_closes_waiting_for_the_same_cancels_never_sell_the_position_twice(engine):
+    """A second close-all (another click) waits for the same cancels: released together, only one sells."""
+    with Session(engine) as s:
+        acct, pos, legs = _world(s)
+        closes = []
+        for cid in ("close-a", "close-b"):
+            plan = Plan()
+            orders = s.exec(select(Order).where(Order.broker_account_id == acct).order_by(Order.id)).all()
+            plan_close(plan, s, Journal(), position=pos, quantity=D(5), orders=list(orders), cid=cid, leg="close",
+                       now=NOW, frees_first=True, replaceable=set())
+            plan.write(s, Journal())
+            mark_pending_cancels(s, plan.cancel_order_ids, NOW)
+            s.flush()
+            closes.append(s.exec(select(Order).where(Order.client_order_id == cid)).one())
+        for leg in legs.values():
+            leg.status = "cancelled"
+        ready = release_waiting(s, list(legs.values()), Journal(), now=NOW, venue_cancels=set())
+        assert ready == [closes[0].id] and closes[0].quantity == D(5) and closes[1].status == "cancelled"
+
+
 def test_without_held_quantity_the_close_goes_out_at_once(engine):
     with Session(engine) as s:
         acct, pos, _legs = _world(s)
