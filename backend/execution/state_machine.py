@@ -192,15 +192,23 @@ def _new_fills(order: Order, snap: OrderSnapshot, known: set[str], now: datetime
         fills.append(make(order_id=order.id, broker_fill_id=fid, quantity=vf.quantity, price=vf.price,
                           fee=vf.fee, filled_at=vf.filled_at))
     if not snap.fills and snap.filled_quantity > order.filled_quantity and snap.avg_fill_price is not None:
-        delta = snap.filled_quantity - order.filled_quantity
-        prior = (order.avg_fill_price or Decimal(0)) * order.filled_quantity
-        price = (snap.avg_fill_price * snap.filled_quantity - prior) / delta
-        fid = f"{snap.broker_order_id or order.client_order_id}:{snap.filled_quantity}"[:64]
-        if fid not in known:
-            known.add(fid)
-            fills.append(make(order_id=order.id, broker_fill_id=fid, quantity=delta,
-                              price=price.quantize(Decimal("1e-10")), fee=_fee_delta(order, snap), filled_at=now))
+        fill = synthetic_fill(order, snap, now, make)
+        if fill.broker_fill_id not in known:
+            known.add(fill.broker_fill_id)
+            fills.append(fill)
     return fills
+
+
+def synthetic_fill(order: Order, snap: OrderSnapshot, now: datetime, make=Fill):
+    """One fill for what ``snap``'s totals add to the order's (a venue that reports no trades, or
+    trades that do not add up): quantity and price from the cumulative figures, the fee from the
+    order's cumulative fee (``_fee_delta``), an id made of the order and its new filled total."""
+    delta = snap.filled_quantity - order.filled_quantity
+    prior = (order.avg_fill_price or Decimal(0)) * order.filled_quantity
+    price = ((snap.avg_fill_price or Decimal(0)) * snap.filled_quantity - prior) / delta
+    fid = f"{snap.broker_order_id or order.client_order_id}:{snap.filled_quantity}"[:64]
+    return make(order_id=order.id, broker_fill_id=fid, quantity=delta, price=price.quantize(Decimal("1e-10")),
+                fee=_fee_delta(order, snap), filled_at=now)
 
 
 def _fee_delta(order: Order, snap: OrderSnapshot) -> Decimal:

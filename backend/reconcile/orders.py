@@ -26,7 +26,7 @@ from backend.execution.adapters import Adapters
 from backend.execution.journal import Journal
 from backend.execution.settle import Followups, Settlement, differs
 from backend.execution.sqlutil import locked
-from backend.execution.state_machine import CANCELLED, OPEN, WORKING, transition
+from backend.execution.state_machine import CANCELLED, OPEN, WORKING, synthetic_fill, transition
 from backend.reconcile.report import MISSED_FILL, ORDER_MISSING, ORDER_STATUS, Repair
 from backend.reconcile.venue import VenueView
 
@@ -108,11 +108,7 @@ class OrderRepairs:
             rows = [Fill(order_id=order.id, broker_fill_id=f.fill_id[:64], quantity=f.quantity, price=f.price,
                          fee=f.fee, filled_at=f.filled_at) for f in fills]
         else:  # the venue's totals are the truth: one fill for the difference, priced from the averages
-            prior = (order.avg_fill_price or ZERO) * order.filled_quantity
-            price = ((snap.avg_fill_price or ZERO) * snap.filled_quantity - prior) / delta
-            rows = [Fill(order_id=order.id, broker_fill_id=f"{snap.broker_order_id or order.client_order_id}:"
-                                                           f"{snap.filled_quantity}"[:64],
-                         quantity=delta, price=price.quantize(Q), fee=ZERO, filled_at=self.now)]
+            rows = [synthetic_fill(order, snap, self.now)]
         before_filled = order.filled_quantity
         cost = (order.avg_fill_price or ZERO) * order.filled_quantity + sum((r.quantity * r.price for r in rows), ZERO)
         order.filled_quantity += delta

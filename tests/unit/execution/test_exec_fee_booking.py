@@ -61,3 +61,16 @@ def test_per_trade_fills_carry_their_own_fees_and_the_order_fee_is_not_added_aga
     new = record_snapshot(session, order, _snap("filled", D("0.01"), D(30000), D("0.3"), [fill]), journal,
                           now=NOW, known_fill_ids=known)
     assert [f.fee for f in new] == [D("0.3")] and order.fees == D("0.3")
+
+
+def test_a_fill_booked_late_by_reconciliation_carries_the_fee_increase_too(session):
+    """``reconcile.orders.late`` (a fill after the order was recorded cancelled) books the same synthetic fill
+    as live tracking: quantity and price from the totals, the fee from the order's cumulative fee."""
+    from backend.execution.state_machine import synthetic_fill
+
+    order = _order(session)
+    order.filled_quantity, order.avg_fill_price, order.fees = D("0.004"), D(30000), D("0.312")
+    fill = synthetic_fill(order, _snap("filled", D("0.01"), D(30500), D("0.78")), NOW)
+    assert fill.quantity == D("0.006") and fill.fee == D("0.468")
+    assert fill.price == ((D(30500) * D("0.01") - D(30000) * D("0.004")) / D("0.006")).quantize(D("1e-10"))
+    assert fill.broker_fill_id == "OK1:0.01" and fill.filled_at == NOW
