@@ -62,9 +62,15 @@ def _pg_engine(postgres_url) -> Iterator[sa.Engine]:
 
 
 def _truncate(engine: sa.Engine) -> None:
+    """Empty the session's Postgres database for the next test, and forget the process-wide adapters
+    cached for its engine (``adapters.shared_adapters``): they remember rows of the emptied database
+    (a paper broker its paper account id), and ids restart, so a later test would reach a stale row."""
+    from backend.execution import adapters
+
     names = ", ".join(f'"{t.name}"' for t in models.metadata.sorted_tables)
     with engine.begin() as conn:
         conn.execute(sa.text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+    adapters._shared.pop(id(engine), None)
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

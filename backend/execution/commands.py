@@ -105,8 +105,12 @@ def plan_close(plan: Plan, session: Session, journal: Journal, *, position: Posi
 
 def plan_flatten(plan: Plan, session: Session, journal: Journal, *, positions: Iterable[Position],
                  orders: list[Order], key: str, now: datetime, signal_id: int | None = None,
-                 decision_id: int | None = None) -> list[Intent]:
-    """Close every position given and cancel the account's working entries; ``key`` makes the ids unique."""
+                 decision_id: int | None = None, frees_first: Iterable[int] = ()) -> list[Intent]:
+    """Close every position given and cancel the account's working entries; ``key`` makes the ids unique.
+
+    ``frees_first``: the accounts whose open exits hold quantity; there each close waits for the
+    venue to confirm the cancels of the legs holding its shares (``plan_close``)."""
+    frees_first = set(frees_first)
     for order in orders:
         if order.leg == legs.ENTRY:
             cancel_or_queue(session, order, journal, now=now, venue_cancels=plan.cancel_order_ids,
@@ -117,7 +121,8 @@ def plan_flatten(plan: Plan, session: Session, journal: Journal, *, positions: I
             continue
         cid = client_order_id(f"flatten:{key}", pos.broker_account_id, pos.symbol)
         intent = plan_close(plan, session, journal, position=pos, quantity=abs(pos.quantity), orders=orders,
-                            cid=cid, leg=legs.FLATTEN, now=now, signal_id=signal_id, decision_id=decision_id)
+                            cid=cid, leg=legs.FLATTEN, now=now, signal_id=signal_id, decision_id=decision_id,
+                            frees_first=pos.broker_account_id in frees_first)
         if intent is not None:
             out.append(intent)
     return out

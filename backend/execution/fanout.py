@@ -37,6 +37,7 @@ from sqlmodel import Session, select
 from backend.db.models import (
     BrokerAccount, RiskProfileRecord, Signal, SignalSource,
 )
+from backend.brokers.registry import capabilities_of
 from backend.db.types import utcnow
 from backend.errors import ValidationError
 from backend.execution import intents as legs
@@ -266,7 +267,9 @@ def _plan_orders(session: Session, journal: Journal, signal_id: int, source: Any
         if uid in flatten_users:
             for acc in by_user[uid]:
                 plan_flatten(plan, session, journal, positions=books[acc.id].positions, orders=orders[acc.id],
-                             key=f"{signal_id}:{uid}", now=now, signal_id=signal_id, decision_id=fl.decision_id)
+                             key=f"{signal_id}:{uid}", now=now, signal_id=signal_id, decision_id=fl.decision_id,
+                             frees_first={a.id for a in by_user[uid]
+                                          if capabilities_of(a.broker).exits_reserve_quantity})
         if not d.approved:
             continue
         if parsed.action == "open":

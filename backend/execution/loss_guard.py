@@ -39,6 +39,7 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlmodel import Session
 
+from backend.brokers.registry import capabilities_of
 from backend.db.models import AccountStatus, BrokerAccount, RealizedPnl, RiskProfileRecord
 from backend.execution.commands import open_orders as orm_open_orders
 from backend.execution.commands import plan_flatten
@@ -62,7 +63,7 @@ _WATCHED = (sa.select(PROFILES).where(PROFILES.c.user_id.in_(sa.bindparam("users
             .order_by(PROFILES.c.id))
 _HELD = (sa.select(POSITIONS).where(POSITIONS.c.user_id.in_(sa.bindparam("users", expanding=True)),
                                     POSITIONS.c.quantity != 0).order_by(POSITIONS.c.id))
-_TRADABLE = sa.select(ACCOUNTS.c.id).where(ACCOUNTS.c.user_id == sa.bindparam("user"),
+_TRADABLE = sa.select(ACCOUNTS.c.id, ACCOUNTS.c.broker).where(ACCOUNTS.c.user_id == sa.bindparam("user"),
                                            ACCOUNTS.c.status == AccountStatus.CONNECTED.value,
                                            ACCOUNTS.c.permissions == "trade").order_by(ACCOUNTS.c.id)
 
@@ -183,13 +184,17 @@ def check(session: Session, journal: Journal, users: Iterable[int], now: datetim
 
 def _flatten(session: Session, journal: Journal, plan: Plan, user_id: int, positions: list, open_orders: OpenOrders,
              now: datetime) -> None:
-    accounts = set(session.connection().execute(_TRADABLE, {"user": user_id}).scalars())
+    kinds = dict(session.connection().execute(_TRADABLE, {"user": user_id}).all())
+    accounts = set(kinds)
+    # Where open exits hold quantity (Alpaca, spot exchanges) each close waits for its legs' cancels.
+    frees_first = {a for a, kind in kinds.items() if capabilities_of(kind).exits_reserve_quantity}
     orders: dict[int, list] = defaultdict(list)
     for order in open_orders(accounts):
         orders[order.broker_account_id].append(order)
     for account_id in sorted(accounts):
         plan_flatten(plan, session, journal, positions=[p for p in positions if p.broker_account_id == account_id],
-                     orders=orders[account_id], key=f"loss:{user_id}:{now.isoformat()}", now=now)
+                     orders=orders[account_id], key=f"loss:{user_id}:{now.isoformat()}", now=now,
+                     frees_first=frees_first)
 
 
 def after_fills(session: Session, journal: Journal, positions: Iterable[PositionRow], booked: list[dict],

@@ -156,3 +156,21 @@ def test_without_held_quantity_the_close_goes_out_at_once(engine):
         acct, pos, _legs = _world(s)
         plan, close = _close(s, pos, acct, frees_first=False)
         assert close.wait_for_order_id is None and not plan.cancel_order_ids
+
+
+@pytest.mark.parametrize("frees", [True, False])
+def test_a_flatten_waits_for_the_cancels_only_where_exits_hold_shares(engine, frees):
+    """The daily-loss flatten and a flatten signal use ``plan_flatten``: at such a venue (the account in
+    ``frees_first``) its close waits for the newest cancel of the legs; elsewhere it goes out at once."""
+    from backend.execution.commands import plan_flatten
+
+    with Session(engine) as s:
+        acct, pos, legs = _world(s)
+        plan = Plan()
+        orders = s.exec(select(Order).where(Order.broker_account_id == acct).order_by(Order.id)).all()
+        [intent] = plan_flatten(plan, s, Journal(), positions=[pos], orders=list(orders), key="loss:test", now=NOW,
+                                frees_first={acct} if frees else set())
+        plan.write(s, Journal())
+        flatten = s.exec(select(Order).where(Order.leg == "flatten")).one()
+        assert plan.cancel_order_ids == {o.id for o in legs.values()} and flatten.quantity == D(5)
+        assert flatten.wait_for_order_id == (max(o.id for o in legs.values()) if frees else None)
