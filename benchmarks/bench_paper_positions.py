@@ -12,7 +12,7 @@ seconds, not the venue's own path) and the position they make, then times
 times the old query over the same fills, for comparison.
 
 Uses ``DATABASE_URL`` (default: the local trust-auth server) only to create a
-throw-away database, creates the tables there, and drops it at the end.
+throw-away database (``seeding.temporary_database``), dropped at the end.
 """
 
 from __future__ import annotations
@@ -23,19 +23,18 @@ import os
 import statistics
 import sys
 import time
-import uuid
 from decimal import Decimal
 from pathlib import Path
 
 import sqlalchemy as sa
-from sqlmodel import Session
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import backend.db.models as models  # noqa: E402
+from bench_paper_broker import new_broker  # noqa: E402  (this folder: the script's own directory)
+from bench_signal_to_ack import percentile  # noqa: E402
 from backend.brokers.base import OrderRequest  # noqa: E402
-from backend.brokers.paper import PaperBroker  # noqa: E402
 from backend.config import normalise_database_url  # noqa: E402
+from backend.execution.seeding import temporary_database  # noqa: E402
 
 DEFAULT_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 SYMBOL = "AAPL"
@@ -63,19 +62,6 @@ _OLD_NET = sa.text(
 )
 
 
-def new_broker(engine: sa.Engine) -> PaperBroker:
-    with Session(engine) as s:
-        user = models.User(username="bench")
-        s.add(user)
-        s.flush()
-        account = models.BrokerAccount(user_id=user.id, broker="paper", label="bench")
-        s.add(account)
-        s.commit()
-        account_id = account.id
-    return PaperBroker(engine, account_id, starting_cash=Decimal("1000000000"), slippage_bps=Decimal("5"),
-                       fee_per_order=Decimal("0"), fee_bps=Decimal("1"))
-
-
 def seed(engine: sa.Engine, account_id: int, fills: int) -> float:
     """N filled one-share buys and the position they make; returns the seconds it took."""
     started = time.perf_counter()
@@ -100,11 +86,6 @@ def old_query_ms(engine: sa.Engine, account_id: int, repeats: int = 5) -> float:
     return statistics.median(timings)
 
 
-def p95(values: list[float]) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(0.95 * (len(ordered) - 1))))]
-
-
 async def bench(engine: sa.Engine, history: list[int], placements: int) -> None:
     print(f"{'fills':>8}  {'seed s':>7}  {'sell p50 ms':>11}  {'sell p95 ms':>11}  {'old SUM ms':>10}")
     for fills in history:
@@ -123,7 +104,7 @@ async def bench(engine: sa.Engine, history: list[int], placements: int) -> None:
             assert placed.status == "filled", placed
         held = {p.symbol: p.quantity for p in await broker.positions()}.get(SYMBOL, Decimal(0))
         assert held == fills - 5 - placements, held  # the stored position followed every sell
-        print(f"{fills:>8}  {seconds:>7.2f}  {statistics.median(timings):>11.2f}  {p95(timings):>11.2f}  "
+        print(f"{fills:>8}  {seconds:>7.2f}  {statistics.median(timings):>11.2f}  {percentile(timings, 95):>11.2f}  "
               f"{old_query_ms(engine, account_id):>10.2f}")
 
 
@@ -138,19 +119,8 @@ def main() -> None:
     admin_url = normalise_database_url(os.environ.get("DATABASE_URL") or DEFAULT_URL)
     if not admin_url.startswith("postgresql"):
         parser.error(f"this benchmark needs Postgres (DATABASE_URL is {admin_url.split(':', 1)[0]})")
-    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    name = f"bench_positions_{uuid.uuid4().hex[:8]}"
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    engine = sa.create_engine(sa.engine.make_url(admin_url).set(database=name), pool_size=5)
-    try:
-        models.metadata.create_all(engine)
+    with temporary_database(admin_url, prefix="bench_positions") as engine:
         asyncio.run(bench(engine, history, args.placements))
-    finally:
-        engine.dispose()
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 if __name__ == "__main__":

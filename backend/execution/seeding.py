@@ -82,6 +82,26 @@ def seed_world(session: Session, *, followers: int = 1, profile: dict[str, Any] 
     return world
 
 
+def trade_through(engine: sa.Engine, world: World, account_id: int) -> None:
+    """Point the world's first follow at ``account_id`` (a venue a test or benchmark connected) and
+    disconnect the seeded paper account, so the follower's signals trade at that venue only."""
+    with Session(engine) as s:
+        s.get(Follow, world.follows[0].id).broker_account_id = account_id
+        s.get(BrokerAccount, world.accounts[0].id).status = "disconnected"
+        s.commit()
+
+
+async def connect_followed(engine: sa.Engine, world: World, kind: str, label: str, credentials: dict,
+                           **connect: Any) -> dict[str, Any]:
+    """Connect an account of ``kind`` for the world's first follower (``services.accounts.connect_account``,
+    which checks the credentials at the venue) and make the follow trade through it (``trade_through``)."""
+    from backend.services.accounts import connect_account
+
+    account = await connect_account(engine, world.followers[0].id, kind, label, credentials, **connect)
+    trade_through(engine, world, account["id"])
+    return account
+
+
 def store_signal(engine, source: SignalSource, parsed: Any, *, message_id: str, now, sent_at=None) -> int:
     """Store a hand-built parsed signal as if its message had just arrived; returns the signal id."""
     from backend.execution.intake import ingest

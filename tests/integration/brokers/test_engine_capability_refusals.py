@@ -17,13 +17,12 @@ from sqlmodel import Session, select
 
 from backend.brokers.base import Capabilities
 from backend.brokers.credentials import build_provider
-from backend.db.models import BrokerAccount, Follow, Notification, Order
+from backend.db.models import Notification, Order
 from backend.db.types import utcnow
 from backend.execution.adapters import Adapters
-from backend.execution.seeding import seed_world
+from backend.execution.seeding import connect_followed, seed_world
 from backend.execution.venue_fit import refusal
 from backend.services import trading
-from backend.services.accounts import connect_account
 from fakes.fake_ccxt import make_fake
 from fakes.loopback import serve
 
@@ -36,13 +35,9 @@ async def _trade(engine, exchange_id: str, text: str):
         world = seed_world(s, profile={"sizing_value": D("0.01")})
     fake = make_fake(exchange_id, api_key=f"key-{uuid.uuid4().hex[:10]}", secret=f"sec-{uuid.uuid4().hex}")
     async with serve(fake.app()) as url:
-        account = await connect_account(engine, world.followers[0].id, "ccxt", exchange_id.title(),
-                                        {"api_key": fake.api_key, "secret": fake.secret}, exchange_id=exchange_id,
-                                        live=True, base_url=url, adapter_options=OPTIONS)
-        with Session(engine) as s:
-            s.get(Follow, world.follows[0].id).broker_account_id = account["id"]
-            s.get(BrokerAccount, world.accounts[0].id).status = "disconnected"
-            s.commit()
+        account = await connect_followed(engine, world, "ccxt", exchange_id.title(),
+                                         {"api_key": fake.api_key, "secret": fake.secret}, exchange_id=exchange_id,
+                                         live=True, base_url=url, adapter_options=OPTIONS)
         adapters = Adapters(engine, provider=build_provider(options={"ccxt": OPTIONS}))
         try:
             result = await trading.ingest_discord_message(channel_id=world.source.discord_channel_id,

@@ -23,13 +23,12 @@ import pytest
 from sqlmodel import Session, select
 
 from backend.brokers.credentials import build_provider
-from backend.db.models import AuditEvent, BrokerAccount, Follow, Order, Position
+from backend.db.models import AuditEvent, Order, Position
 from backend.db.types import utcnow
 from backend.execution.adapters import Adapters
 from backend.execution.held_targets import check_held_targets
-from backend.execution.seeding import seed_world
+from backend.execution.seeding import connect_followed, seed_world
 from backend.services import trading
-from backend.services.accounts import connect_account
 from fakes.fake_ccxt import make_fake
 from fakes.loopback import serve
 
@@ -79,13 +78,9 @@ async def test_a_ladder_is_held_by_the_engine_under_a_venue_stop_and_sent_target
     fake = make_fake(exchange_id, api_key=f"key-{uuid.uuid4().hex[:10]}", secret=secret)
     user = world.followers[0].id
     async with serve(fake.app()) as url:
-        account = await connect_account(engine, user, "ccxt", exchange_id.title(),
-                                        {"api_key": fake.api_key, "secret": fake.secret}, exchange_id=exchange_id,
-                                        live=True, base_url=url, adapter_options=OPTIONS)
-        with Session(engine) as s:
-            s.get(Follow, world.follows[0].id).broker_account_id = account["id"]
-            s.get(BrokerAccount, world.accounts[0].id).status = "disconnected"
-            s.commit()
+        account = await connect_followed(engine, world, "ccxt", exchange_id.title(),
+                                         {"api_key": fake.api_key, "secret": fake.secret}, exchange_id=exchange_id,
+                                         live=True, base_url=url, adapter_options=OPTIONS)
         adapters = Adapters(engine, provider=build_provider(options={"ccxt": OPTIONS}))
         try:
             result = await trading.ingest_discord_message(channel_id=world.source.discord_channel_id,
@@ -165,13 +160,9 @@ async def test_a_stop_goes_to_coinbase_as_a_stop_limit_bounded_by_the_slippage_s
         world = seed_world(s, profile={"sizing_value": D("0.01")})
     fake = make_fake("coinbase", api_key=f"key-{uuid.uuid4().hex[:10]}", secret=f"sec-{uuid.uuid4().hex}")
     async with serve(fake.app()) as url:
-        account = await connect_account(engine, world.followers[0].id, "ccxt", "Coinbase",
-                                        {"api_key": fake.api_key, "secret": fake.secret}, exchange_id="coinbase",
-                                        live=True, base_url=url, adapter_options=OPTIONS)
-        with Session(engine) as s:
-            s.get(Follow, world.follows[0].id).broker_account_id = account["id"]
-            s.get(BrokerAccount, world.accounts[0].id).status = "disconnected"
-            s.commit()
+        account = await connect_followed(engine, world, "ccxt", "Coinbase",
+                                         {"api_key": fake.api_key, "secret": fake.secret}, exchange_id="coinbase",
+                                         live=True, base_url=url, adapter_options=OPTIONS)
         adapters = Adapters(engine, provider=build_provider(options={"ccxt": OPTIONS}))
         try:
             result = await trading.ingest_discord_message(channel_id=world.source.discord_channel_id,

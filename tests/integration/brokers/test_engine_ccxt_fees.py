@@ -20,13 +20,12 @@ import pytest
 from sqlmodel import Session, select
 
 from backend.brokers.credentials import build_provider
-from backend.db.models import BrokerAccount, Fill, Follow, Order, Position, RealizedPnl
+from backend.db.models import Fill, Order, Position, RealizedPnl
 from backend.db.types import utcnow
 from backend.execution.adapters import Adapters
-from backend.execution.seeding import seed_world
+from backend.execution.seeding import connect_followed, seed_world
 from backend.execution.tracking import sync_orders
 from backend.services import trading
-from backend.services.accounts import connect_account
 from fakes.fake_ccxt import make_fake
 from fakes.loopback import serve
 
@@ -58,13 +57,9 @@ async def test_the_venue_fee_of_a_market_entry_and_a_two_part_limit_fill_is_book
     fake = make_fake(exchange_id, api_key=f"key-{uuid.uuid4().hex[:10]}", secret=secret)
     user = world.followers[0].id
     async with serve(fake.app()) as url:
-        account = await connect_account(engine, user, "ccxt", exchange_id.title(),
-                                        {"api_key": fake.api_key, "secret": fake.secret}, exchange_id=exchange_id,
-                                        live=True, base_url=url, adapter_options=OPTIONS)
-        with Session(engine) as s:
-            s.get(Follow, world.follows[0].id).broker_account_id = account["id"]
-            s.get(BrokerAccount, world.accounts[0].id).status = "disconnected"
-            s.commit()
+        account = await connect_followed(engine, world, "ccxt", exchange_id.title(),
+                                         {"api_key": fake.api_key, "secret": fake.secret}, exchange_id=exchange_id,
+                                         live=True, base_url=url, adapter_options=OPTIONS)
         adapters = Adapters(engine, provider=build_provider(options={"ccxt": OPTIONS}))
         try:
             first = await trading.ingest_discord_message(channel_id=world.source.discord_channel_id,

@@ -9,10 +9,10 @@ import pytest
 from sqlmodel import Session, select
 
 from backend.brokers.credentials import build_provider
-from backend.db.models import BrokerAccount, Follow, Order, Position
+from backend.db.models import Order, Position
 from backend.db.types import utcnow
 from backend.execution.adapters import Adapters
-from backend.execution.seeding import seed_world
+from backend.execution.seeding import seed_world, trade_through
 from backend.services import trading
 from backend.services.accounts import connect_account
 from fakes.fake_ibkr import FakeIbGateway
@@ -35,10 +35,7 @@ async def test_a_discord_signal_is_filled_through_the_ib_gateway(engine, gateway
                                     {"host": "127.0.0.1", "port": str(gateway.port), "client_id": "17",
                                      "account": gateway.account}, adapter_options=OPTIONS)
     assert (account["permissions"], account["cash"]) == ("trade", D(100000))
-    with Session(engine) as s:
-        s.get(Follow, world.follows[0].id).broker_account_id = account["id"]
-        s.get(BrokerAccount, world.accounts[0].id).status = "disconnected"
-        s.commit()
+    trade_through(engine, world, account["id"])
     adapters = Adapters(engine, provider=build_provider(options={"ibkr": OPTIONS}))
     try:
         result = await trading.ingest_discord_message(channel_id=world.source.discord_channel_id,

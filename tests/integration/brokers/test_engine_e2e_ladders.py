@@ -28,14 +28,13 @@ import pytest
 from sqlmodel import Session, select
 
 from backend.brokers.credentials import build_provider
-from backend.db.models import BrokerAccount, Follow, Order, Position
+from backend.db.models import Follow, Order, Position
 from backend.db.types import utcnow
 from backend.execution.adapters import Adapters
 from backend.execution.intents import client_order_id, slice_order_id
 from backend.execution.runner import recover
-from backend.execution.seeding import seed_world
+from backend.execution.seeding import connect_followed, seed_world
 from backend.services import trading
-from backend.services.accounts import connect_account
 from fakes.fake_alpaca import FakeAlpaca
 from fakes.fake_ibkr import FakeIbGateway
 from fakes.loopback import serve
@@ -57,13 +56,6 @@ def held(engine) -> D:
     with Session(engine) as s:
         pos = s.exec(select(Position)).first()
         return pos.quantity if pos else D(0)
-
-
-async def _follow(engine, world, account_id: int) -> None:
-    with Session(engine) as s:
-        s.get(Follow, world.follows[0].id).broker_account_id = account_id
-        s.get(BrokerAccount, world.accounts[0].id).status = "disconnected"
-        s.commit()
 
 
 async def _run_ladder(engine, world, adapters, text, size, targets, venue) -> None:
@@ -172,10 +164,9 @@ async def alpaca_ladder(engine):
         s.commit()
     fake = FakeAlpaca(api_key=f"PKL{uuid.uuid4().hex[:13].upper()}", api_secret="ladder-secret")
     async with serve(fake.app()) as url:  # the account's rate bucket is made by the first adapter: unthrottled
-        account = await connect_account(engine, world.followers[0].id, "alpaca", "Alpaca paper",
-                                        {"api_key": fake.api_key, "api_secret": fake.api_secret}, base_url=url,
-                                        adapter_options={"requests_per_minute": 100_000})
-        await _follow(engine, world, account["id"])
+        account = await connect_followed(engine, world, "alpaca", "Alpaca paper",
+                                         {"api_key": fake.api_key, "api_secret": fake.api_secret}, base_url=url,
+                                         adapter_options={"requests_per_minute": 100_000})
         adapters = Adapters(engine, provider=build_provider(options={"alpaca": {"requests_per_minute": 100_000}}))
         try:
             result = await trading.ingest_discord_message(
@@ -384,10 +375,9 @@ async def test_an_ibkr_ladder_fills_target_by_target_under_a_shrinking_stop(engi
     try:
         with Session(engine, expire_on_commit=False) as s:
             world = seed_world(s, profile={"sizing_value": size})
-        account = await connect_account(engine, world.followers[0].id, "ibkr", "IBKR paper",
-                                        {"host": "127.0.0.1", "port": str(gateway.port), "client_id": "21",
-                                         "account": gateway.account}, adapter_options=options)
-        await _follow(engine, world, account["id"])
+        account = await connect_followed(engine, world, "ibkr", "IBKR paper",
+                                         {"host": "127.0.0.1", "port": str(gateway.port), "client_id": "21",
+                                          "account": gateway.account}, adapter_options=options)
         adapters = Adapters(engine, provider=build_provider(options={"ibkr": options}))
         try:
             await _run_ladder(engine, world, adapters, text, size, targets, IbVenue(gateway))

@@ -20,10 +20,10 @@ from sqlmodel import Session, select
 
 from backend import audit
 from backend.brokers.credentials import build_provider
-from backend.db.models import BrokerAccount, Follow, Order, Position, RealizedPnl
+from backend.db.models import BrokerAccount, Order, Position, RealizedPnl
 from backend.db.types import utcnow
 from backend.execution.adapters import Adapters
-from backend.execution.seeding import seed_world
+from backend.execution.seeding import seed_world, trade_through
 from backend.reconcile.run import reconcile_all
 from backend.services import trading
 from backend.services.accounts import connect_account
@@ -54,10 +54,7 @@ async def connect(engine, user_id: int, fake: FakeAlpaca, url: str, label: str =
 
 def follow_through(engine, world, account_id: int) -> None:
     """The follower trades through the Alpaca account; the seeded paper account is put away."""
-    with Session(engine) as s:
-        s.get(Follow, world.follows[0].id).broker_account_id = account_id
-        s.get(BrokerAccount, world.accounts[0].id).status = "disconnected"
-        s.commit()
+    trade_through(engine, world, account_id)
 
 
 async def say(engine, world, mid: str, text: str, adapters: Adapters) -> dict:

@@ -20,13 +20,12 @@ from sqlmodel import Session, select
 
 from backend import audit
 from backend.brokers.credentials import build_provider
-from backend.db.models import BrokerAccount, Follow, Order, Position
+from backend.db.models import Order, Position
 from backend.db.types import utcnow
 from backend.execution.adapters import Adapters
-from backend.execution.seeding import seed_world
+from backend.execution.seeding import connect_followed, seed_world
 from backend.reconcile.run import reconcile_all
 from backend.services import trading
-from backend.services.accounts import connect_account
 from fakes.fake_ccxt import make_fake
 from fakes.loopback import serve
 from fakes.venue_book import BookOrder
@@ -67,13 +66,9 @@ async def test_drift_at_a_crypto_exchange_is_repaired_once_and_matches_the_balan
         world = seed_world(s, profile={"sizing_value": D("0.01")})
     fake = make_fake(exchange_id, api_key=f"key-{uuid.uuid4().hex[:10]}", secret=secret_for(exchange_id))
     async with serve(fake.app()) as url:
-        account = await connect_account(engine, world.followers[0].id, "ccxt", exchange_id.title(), {
+        account = await connect_followed(engine, world, "ccxt", exchange_id.title(), {
             "api_key": fake.api_key, "secret": fake.secret}, exchange_id=exchange_id, live=True, base_url=url,
             adapter_options=OPTIONS["ccxt"])
-        with Session(engine) as s:
-            s.get(Follow, world.follows[0].id).broker_account_id = account["id"]
-            s.get(BrokerAccount, world.accounts[0].id).status = "disconnected"
-            s.commit()
         adapters = Adapters(engine, provider=build_provider(options=OPTIONS))
         await trading.ingest_discord_message(channel_id=world.source.discord_channel_id, message_id="m1",
                                              content=f"Buy {btc} {venue['limit']}", sent_at=utcnow(), engine=engine,
