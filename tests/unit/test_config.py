@@ -61,3 +61,14 @@ def test_production_with_everything_set_loads(tmp_path, monkeypatch):
 def test_database_url_spellings():
     assert normalise_database_url("postgresql://a@b/c") == "postgresql+psycopg://a@b/c"
     assert normalise_database_url("sqlite:///x.db") == "sqlite:///x.db"
+
+
+@pytest.mark.parametrize("value", ["10000", "-5", "lots"])
+def test_a_stop_limit_slippage_bound_that_is_not_a_price_is_refused_with_its_name(tmp_path, monkeypatch, value):
+    """STOP_LIMIT_SLIPPAGE_BPS must leave a positive limit price (below 10000 bps) and be a number >= 0;
+    anything else stops the start with the variable named, not an odd stop-limit at the venue."""
+    monkeypatch.setenv("STOP_LIMIT_SLIPPAGE_BPS", value)
+    with pytest.raises(Exception, match="STOP_LIMIT_SLIPPAGE_BPS"):
+        load_settings(data_dir=tmp_path)
+    monkeypatch.setenv("STOP_LIMIT_SLIPPAGE_BPS", "250")
+    assert load_settings(data_dir=tmp_path).stop_limit_slippage_bps == "250"
