@@ -32,8 +32,8 @@ class Capabilities:
     order_types: frozenset[str] = frozenset({"market", "limit"})
     native_brackets: bool = False   # venue holds stop + take-profit attached to the entry
     max_bracket_take_profits: int | None = None  # None = any ladder; 1 = one TP per bracket
-    # Open exit orders hold the position's quantity (Alpaca): a sell beside a full-size stop is refused, so
-    # a ladder longer than a bracket holds goes out as one bracket per target (``split_ladder``).
+    # Open exit orders hold the position's quantity (Alpaca, spot crypto): a sell beside a full-size stop is
+    # refused, so a close waits for the cancels that free its shares.
     exits_reserve_quantity: bool = False
     native_oco: bool = False
     fractional: bool = False
@@ -57,11 +57,16 @@ class Capabilities:
     def split_ladder(self, targets: int) -> bool:
         """Whether a ladder of ``targets`` take-profits must go out as one bracket per target.
 
-        Where open exits hold quantity, engine-placed targets beside a venue-held
-        stop would be refused (the stop holds every share); one bracket per
-        target lets each slice's stop and target share the slice's quantity.
+        A venue bracket that holds fewer targets than the ladder (Alpaca, IBKR:
+        one) cannot carry it whole.  Engine-placed targets beside a venue-held
+        stop are wrong at both: where open exits hold quantity (Alpaca) they
+        are refused (the stop holds every share); where they do not (IBKR) the
+        stop and the targets are not linked at the venue, so a whipsaw that
+        triggers the stop and then a resting target sells more than is held.
+        One bracket per target lets each slice's stop and target share the
+        slice's quantity and cancel each other at the venue.
         """
-        return (self.native_brackets and self.exits_reserve_quantity and self.max_bracket_take_profits is not None
+        return (self.native_brackets and self.max_bracket_take_profits is not None
                 and targets > self.max_bracket_take_profits)
 
 

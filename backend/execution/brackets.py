@@ -25,9 +25,10 @@ share an ``oco_group`` (the entry's client order id), point at the entry
   replacement for the rest), the target waits for that cancel, then goes out
   as a limit sell of its slice.  ``rebalance`` trims or cancels held targets
   with the working ones.
-* Venue whose open exits hold quantity and whose bracket holds one target
-  (Alpaca): the fan-out splits the ladder into one bracket per target
-  (``add_slices``).
+* Venue whose bracket holds fewer targets than the ladder (Alpaca, IBKR:
+  one): the fan-out splits the ladder into one bracket per target
+  (``add_slices``), so each slice's stop and target cancel each other at the
+  venue and no whipsaw can sell more than is held.
 
 Changing a working order is cancel + replace: the replacement waits for the
 old order and goes out only once that one is cancelled (never two stops at
@@ -93,7 +94,7 @@ def add_slices(plan: Plan, entry, *, stop: Decimal | None, targets: Sequence[tup
                signal_id: int, now: datetime) -> list:
     """One bracket per target: ``entry`` (an Intent) becomes slice 1, each other target gets an entry of its own.
 
-    For venues whose open exits hold quantity (``capabilities.split_ladder``):
+    For venues whose bracket holds fewer targets than the ladder (``capabilities.split_ladder``):
     slice ``n`` is an entry of the target's quantity with a stop (at the
     signal's stop) and that one take-profit, sent as one native bracket, so
     the venue holds every leg and each slice's stop shares its quantity with

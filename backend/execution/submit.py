@@ -24,11 +24,11 @@ class, order type, short selling, fractional units: ``venue_fit``) ends
 Venue-native brackets: an entry goes out with a ``BracketSpec`` built from
 its stop/take-profit rows, which then become ``submitted`` with it (the
 venue holds them).  A ladder longer than the venue's bracket holds
-(``capabilities.max_bracket_take_profits``) goes out as a stop-only OTO
-and the engine manages the targets (``held_by_venue``), except where open
-exits hold quantity (``capabilities.split_ladder``, Alpaca): there the
-fan-out has already split the entry into one bracket per target
-(``brackets.add_slices``), each of which fits the venue's bracket whole.
+(``capabilities.max_bracket_take_profits``: Alpaca, IBKR) has already been
+split by the fan-out into one bracket per target (``capabilities.split_ladder``,
+``brackets.add_slices``), each of which fits the venue's bracket whole; only a
+ladder on less than one whole unit (a fractional Alpaca position) is left to
+go out as a stop-only OTO with engine-managed targets (``held_by_venue``).
 Elsewhere the children wait for the entry (``brackets``).  Where open exits
 hold quantity but the venue holds no brackets (``capabilities.
 engine_holds_targets``, spot crypto), a released take-profit is not sent: it
@@ -116,7 +116,9 @@ def held_by_venue(children: list[Order], caps) -> list[Order]:
     A venue whose bracket holds at most ``max_bracket_take_profits`` targets
     (Alpaca, IBKR: one) cannot carry a longer ladder, and a bracket leg there
     is sized like the entry (its take-profit would sell everything at the
-    first target).  Such an entry goes out as a stop-only OTO: the venue holds
+    first target).  The fan-out splits such a ladder into one bracket per
+    target; what it cannot split (less than one whole unit: a fractional
+    position) goes out as a stop-only OTO: the venue holds
     the stop for the whole quantity from the moment the entry fills, and the
     engine releases the targets after the fill as separate limit orders; each
     target fill then shrinks the stop to what is left (``brackets.rebalance``

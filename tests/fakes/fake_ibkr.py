@@ -25,6 +25,8 @@ connection after a restart, learn what earlier sessions did:
 * place order (3) -> openOrder (5) and order status (3) Submitted, then
   execution (11), commission report (59) and status Filled (or a partial
   fill, a resting order, or error 201 when the cash does not cover it);
+  a bracket's parent placed with transmit=0 waits (PreSubmitted) until its
+  last leg arrives with transmit=1, then goes out with its legs (as at IB);
   children of a bracket (parentId) wait as PreSubmitted, and a child's fill
   cancels its siblings (IB links attached orders one-cancels-all); a second
   placeOrder of the same id is a modification; cancel (4) -> status
@@ -238,6 +240,7 @@ class FakeIbGateway:
         self._writers: list[asyncio.StreamWriter] = []
         self._client_of: dict[asyncio.StreamWriter, int] = {}  # each session's API client id (start API, 71)
         self._server: asyncio.base_events.Server | None = None
+        self._untransmitted: set[int] = set()  # bracket parents placed with transmit=0, sent with their last leg
         self._perm_ids = itertools.count(900001)
         self._exec_ids = itertools.count(1)
         self.port = 0
@@ -438,10 +441,26 @@ class FakeIbGateway:
                            "OBTAIN THE DESIRED POSITION YOUR EQUITY WITH LOAN VALUE [0.00 USD] MUST EXCEED THE "
                            "INITIAL MARGIN [19012.00 USD]", "")]
         self.orders[order_id] = o
-        if o.parent_id:
+        if f[27] == "0" or o.parent_id:  # not transmitted yet (a bracket's parent), or a leg waiting for it
             o.status = "PreSubmitted"
-            return [self._open_order(o), self._status(o)]
-        out = [self._open_order(o), self._status(o)]
+            out = [self._open_order(o), self._status(o)]
+            parent = self.orders.get(o.parent_id)
+            if f[27] != "0" and parent is not None and parent.order_id in self._untransmitted:
+                out += self._transmit(parent)  # the last leg arrived: IB sends the whole bracket
+            elif f[27] == "0" and not o.parent_id:
+                self._untransmitted.add(order_id)
+            return out
+        return [self._open_order(o), self._status(o)] + self._execute(o)
+
+    def _transmit(self, o: FakeIbOrder) -> list[bytes]:
+        self._untransmitted.discard(o.order_id)
+        o.status = "Submitted"
+        return [self._status(o)] + self._execute(o)
+
+    def _execute(self, o: FakeIbOrder) -> list[bytes]:
+        """A transmitted order fills at once when it is marketable (by ``next_fill``), else rests."""
+        price = self.prices[o.symbol]
+        out: list[bytes] = []
         mode, self.next_fill = self.next_fill, "full"
         marketable = o.order_type == "MKT" or (o.order_type == "LMT" and (
             (o.action == "BUY" and o.limit_price >= price) or (o.action == "SELL" and o.limit_price <= price)))

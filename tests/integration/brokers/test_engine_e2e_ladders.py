@@ -1,19 +1,20 @@
 """Take-profit ladders at venues whose native bracket holds ONE take-profit (Alpaca, IBKR).
 
-``capabilities.max_bracket_take_profits == 1``.
+``capabilities.max_bracket_take_profits == 1``: the ladder goes out as one
+bracket per target (``capabilities.split_ladder``, ``brackets.add_slices``),
+each slice's stop sharing its quantity with its target.
 
-* IBKR: the entry goes out as a stop-only OTO (the venue holds the stop),
-  the engine places the targets as separate limit orders once the entry
-  fills, and every target fill shrinks the venue's stop to what is left,
-  until the last one closes the position and the stop is cancelled.
 * Alpaca (``exits_reserve_quantity``): open sells hold their shares, so
-  targets beside a full-size stop are refused (403 "insufficient qty
-  available", which the fake now answers); the ladder goes out as one
-  bracket per target instead (``brackets.add_slices``), each slice's stop
-  sharing its quantity with its target.
+  targets beside a full-size stop would be refused (403 "insufficient qty
+  available", which the fake answers), and a close waits for the cancels
+  that free its shares.
+* IBKR: open sells hold nothing, so targets beside a full-size stop would be
+  accepted, but nothing at IB would link them: a whipsaw that triggers the
+  stop and then a resting target would leave the account short.  In one
+  bracket per slice IB cancels a slice's other leg when one fills.
 
-The real SDKs talk to their loopback fakes; the targets are filled one after
-the other the way the venue would fill them.
+The real SDKs talk to their loopback fakes; the legs are filled the way the
+venue would fill them.
 """
 
 from __future__ import annotations
@@ -24,7 +25,6 @@ from decimal import Decimal as D
 
 from types import SimpleNamespace
 
-import pytest
 from sqlmodel import Session, select
 
 from backend.brokers.credentials import build_provider
@@ -39,14 +39,6 @@ from fakes.fake_alpaca import FakeAlpaca
 from fakes.fake_ibkr import FakeIbGateway
 from fakes.loopback import serve
 
-LADDERS = {
-    # signal, units traded, expected (price, quantity) per target
-    "two targets": ("Buy AAPL 191 SL 180 TP 200 TP 210", D(10), [(D(200), D(5)), (D(210), D(5))]),
-    "three targets": ("Buy AAPL 191 SL 180 TP 200 TP 205 TP 210", D(9), [(D(200), D(3)), (D(205), D(3)),
-                                                                        (D(210), D(3))]),
-}
-
-
 def rows(engine) -> dict[str, Order]:
     with Session(engine) as s:
         return {o.leg: o for o in s.exec(select(Order).order_by(Order.id))}
@@ -56,88 +48,6 @@ def held(engine) -> D:
     with Session(engine) as s:
         pos = s.exec(select(Position)).first()
         return pos.quantity if pos else D(0)
-
-
-async def _run_ladder(engine, world, adapters, text, size, targets, venue) -> None:
-    """Dispatch ``text``, then fill the targets in order at ``venue`` and check the stop after each."""
-    result = await trading.ingest_discord_message(channel_id=world.source.discord_channel_id, message_id="ladder",
-                                                  content=text, sent_at=utcnow(), engine=engine, adapters=adapters)
-    assert (result["approved"], result["orders_submitted"]) == (1, 1 + len(targets))  # the entry, then the targets
-    got = rows(engine)
-    entry, stop = got["entry"], got["stop"]
-    assert (entry.status, entry.filled_quantity) == ("filled", size)
-    assert (stop.status, stop.quantity) == ("submitted", size)
-    assert venue.entry_has_stop_only(entry.client_order_id)
-    tps = [got[f"tp{n}"] for n in range(1, len(targets) + 1)]
-    assert [(t.status, t.limit_price, t.quantity) for t in tps] == [("submitted", p, q) for p, q in targets]
-    assert [venue.resting(t.client_order_id) for t in tps] == [q for _, q in targets]
-    assert venue.resting(stop.client_order_id) == size
-    left = size
-    for n, (_, qty) in enumerate(targets, start=1):
-        await venue.fill(got[f"tp{n}"].client_order_id)
-        await recover(engine, adapters)
-        left -= qty
-        now = rows(engine)
-        assert now[f"tp{n}"].status == "filled" and held(engine) == venue.position() == left
-        if left:
-            assert (now["stop"].status, now["stop"].quantity) == ("submitted", left)
-            assert venue.resting(stop.client_order_id) == left  # the venue's stop covers exactly what is left
-    final = rows(engine)
-    assert final["stop"].status == "cancelled" and venue.resting(stop.client_order_id) is None
-
-
-class AlpacaVenue:
-    def __init__(self, fake: FakeAlpaca) -> None:
-        self.fake = fake
-
-    def _live(self, client_order_id: str):
-        """The venue order behind our name: a client id, or ``<entry>-sl`` for the bracket's stop leg."""
-        book = self.fake.book
-        if client_order_id.endswith("-sl"):
-            entry = book.by_client_id(client_order_id.removesuffix("-sl"))
-            [leg] = [leg for leg in entry.legs if leg.order_type == "stop"]
-        else:
-            leg = book.by_client_id(client_order_id)
-        while leg.replaced_by:
-            leg = book.get(leg.replaced_by)
-        return leg
-
-    def entry_has_stop_only(self, client_order_id: str) -> bool:
-        entry = self.fake.book.by_client_id(client_order_id)
-        return entry.order_class == "oto" and [leg.order_type for leg in entry.legs] == ["stop"]
-
-    def resting(self, client_order_id: str) -> D | None:
-        order = self._live(client_order_id)
-        return order.remaining if order.is_open else None
-
-    async def fill(self, client_order_id: str) -> None:
-        self.fake.book.fill(self._live(client_order_id).order_id)
-
-    def position(self) -> D:
-        return self.fake.book.positions.get("AAPL", (D(0), D(0)))[0]
-
-
-class IbVenue:
-    def __init__(self, gateway: FakeIbGateway) -> None:
-        self.gateway = gateway
-
-    def _order(self, ref: str):
-        return next(o for o in self.gateway.orders.values() if o.order_ref == ref)
-
-    def entry_has_stop_only(self, client_order_id: str) -> bool:
-        entry = self._order(client_order_id)
-        children = [o for o in self.gateway.orders.values() if o.parent_id == entry.order_id]
-        return [(c.order_type, c.order_ref) for c in children] == [("STP", f"{client_order_id}-sl")]
-
-    def resting(self, ref: str) -> D | None:
-        o = self._order(ref)
-        return o.quantity - o.filled if o.status in ("Submitted", "PreSubmitted") else None
-
-    async def fill(self, ref: str) -> None:
-        await self.gateway.push_fill(self._order(ref).order_id)
-
-    def position(self) -> D:
-        return self.gateway.positions.get("AAPL", (D(0), D(0)))[0]
 
 
 def by_cid(engine) -> dict[str, Order]:
@@ -366,22 +276,134 @@ async def test_an_alpaca_leg_that_fills_instead_of_cancelling_leaves_nothing_to_
     assert fake.refused == []
 
 
-@pytest.mark.parametrize("ladder", sorted(LADDERS))
-async def test_an_ibkr_ladder_fills_target_by_target_under_a_shrinking_stop(engine, ladder):
-    text, size, targets = LADDERS[ladder]
+def ib_legs(gateway: FakeIbGateway, entry_cid: str) -> dict[str, object]:
+    """One slice's bracket at the gateway: the entry and its child legs, by IB order type."""
+    entry = next(o for o in gateway.orders.values() if o.order_ref == entry_cid)
+    out = {"entry": entry}
+    out.update({o.order_type: o for o in gateway.orders.values() if o.parent_id == entry.order_id})
+    return out
+
+
+@contextlib.asynccontextmanager
+async def ib_ladder(engine):
+    """A follower at a loopback IB Gateway whose 50/30/20 ladder of 10 shares has filled as three slices (5/3/2)."""
     options = {"timeout": 3, "ack_timeout": 2, "requests_per_minute": 100_000}
     gateway = FakeIbGateway()
     await gateway.start()
     try:
         with Session(engine, expire_on_commit=False) as s:
-            world = seed_world(s, profile={"sizing_value": size})
+            world = seed_world(s, profile={"sizing_value": D(10)})
+            s.get(Follow, world.follows[0].id).tp_allocation = ["50", "30", "20"]
+            s.commit()
         account = await connect_followed(engine, world, "ibkr", "IBKR paper",
                                          {"host": "127.0.0.1", "port": str(gateway.port), "client_id": "21",
                                           "account": gateway.account}, adapter_options=options)
         adapters = Adapters(engine, provider=build_provider(options={"ibkr": options}))
         try:
-            await _run_ladder(engine, world, adapters, text, size, targets, IbVenue(gateway))
+            result = await trading.ingest_discord_message(
+                channel_id=world.source.discord_channel_id, message_id="ib-ladder", sent_at=utcnow(),
+                content="Buy AAPL 191 SL 180 TP 200 TP 205 TP 210", engine=engine, adapters=adapters)
+            assert (result["approved"], result["orders_submitted"]) == (1, 3)  # three entries, legs held with them
+            with Session(engine) as s:
+                entries = [o for o in s.exec(select(Order).order_by(Order.id)).all() if o.leg == "entry"]
+            assert [(e.status, e.quantity, e.filled_quantity) for e in entries] == \
+                [("filled", D(5), D(5)), ("filled", D(3), D(3)), ("filled", D(2), D(2))]
+            yield SimpleNamespace(gateway=gateway, account=account["id"], adapters=adapters,
+                                  user=world.followers[0].id, entries=entries)
         finally:
             await adapters.aclose()
     finally:
         await gateway.stop()
+
+
+def _ib_short_anywhere(engine, gateway: FakeIbGateway) -> bool:
+    return held(engine) < 0 or gateway.positions.get("AAPL", (D(0), D(0)))[0] < 0
+
+
+async def test_an_ibkr_ladder_goes_out_as_one_bracket_per_target_and_survives_a_whipsaw(engine):
+    """Three IB brackets of 5/3/2; TP1 ends its slice only; then the price falls through the stop and comes
+    back: each triggered stop cancels its slice's target at IB, so no target is left to sell shares not held."""
+    async with ib_ladder(engine) as world:
+        gateway, adapters, entries = world.gateway, world.adapters, world.entries
+        with Session(engine) as s:
+            orders = s.exec(select(Order).order_by(Order.id)).all()
+        kids = {(o.parent_order_id, o.leg): o for o in orders if o.leg != "entry"}
+        for n, (entry, price) in enumerate(zip(entries, (D(200), D(205), D(210))), start=1):
+            stop, tp = kids[(entry.id, "stop")], kids[(entry.id, f"tp{n}")]
+            assert (stop.status, stop.quantity, stop.stop_price) == ("submitted", entry.quantity, D(180))
+            assert (tp.status, tp.quantity, tp.limit_price) == ("submitted", entry.quantity, price)
+            venue = ib_legs(gateway, entry.client_order_id)
+            assert sorted(venue) == ["LMT", "STP", "entry"]  # each slice is one bracket: parent + two attached legs
+            assert (venue["entry"].order_type, venue["entry"].quantity, venue["entry"].status) == \
+                ("LMT", entry.quantity, "Filled")  # the signal's entry at 191, marketable at 190.12
+            assert (venue["LMT"].quantity, venue["LMT"].limit_price, venue["LMT"].order_ref) == \
+                (entry.quantity, price, tp.client_order_id)
+            assert (venue["STP"].quantity, venue["STP"].aux_price, venue["STP"].order_ref) == \
+                (entry.quantity, D(180), stop.client_order_id)
+            assert {venue["LMT"].status, venue["STP"].status} == {"Submitted"}
+        assert held(engine) == gateway.positions["AAPL"][0] == D(10)
+
+        first, second, third = entries
+        await gateway.push_fill(ib_legs(gateway, first.client_order_id)["LMT"].order_id)  # TP1 at 200
+        await recover(engine, adapters)
+        now = by_cid(engine)
+        assert (now[f"{first.client_order_id}-tp1"].status, now[f"{first.client_order_id}-sl"].status) == \
+            ("filled", "cancelled")
+        assert ib_legs(gateway, first.client_order_id)["STP"].status == "Cancelled"  # IB's one-cancels-other
+        for e in (second, third):
+            assert {ib_legs(gateway, e.client_order_id)[t].status for t in ("LMT", "STP")} == {"Submitted"}
+        assert held(engine) == gateway.positions["AAPL"][0] == D(5)
+
+        # The whipsaw: the price falls through 180 (both stops trigger), then rallies through 205 and 210.
+        for e in (second, third):
+            await gateway.push_fill(ib_legs(gateway, e.client_order_id)["STP"].order_id, price=D(179))
+        for e in (second, third):
+            legs_now = ib_legs(gateway, e.client_order_id)
+            assert (legs_now["STP"].status, legs_now["LMT"].status) == ("Filled", "Cancelled")
+            assert not legs_now["LMT"].working  # nothing left at IB that the rally could fill
+        await recover(engine, adapters)
+        final = by_cid(engine)
+        for e in (second, third):
+            assert (final[f"{e.client_order_id}-sl"].status, final[f"{e.client_order_id}-sl"].filled_quantity) == \
+                ("filled", e.quantity)
+            assert final[f"{e.client_order_id}-tp1"].status == "cancelled"
+        assert held(engine) == gateway.positions["AAPL"][0] == D(0)
+        assert not _ib_short_anywhere(engine, gateway)
+        assert not [o for o in final.values() if o.status in ("rejected", "failed")]
+        with Session(engine) as s:
+            pos = s.exec(select(Position)).one()
+            # bought at the limit 191 (the fake fills a marketable limit at its price), $1 a fill (six fills)
+            assert pos.realized_pnl == (D(200) - D(191)) * 5 + (D(179) - D(191)) * 5 - 6 * D(1)
+
+
+async def test_an_ibkr_ladder_moves_its_stops_and_closes_all_in_one_sell(engine):
+    """After TP1: stop to breakeven modifies each remaining slice's stop at IB; close-all sells what is left
+    once, and the slices' legs are cancelled at IB (none left to fill after the position is flat)."""
+    async with ib_ladder(engine) as world:
+        gateway, adapters, user, entries = world.gateway, world.adapters, world.user, world.entries
+        first, second, third = entries
+        await gateway.push_fill(ib_legs(gateway, first.client_order_id)["LMT"].order_id)
+        await recover(engine, adapters)
+        assert held(engine) == gateway.positions["AAPL"][0] == D(5)
+
+        moved = await trading.move_stop(user, world.account, "AAPL", engine=engine, adapters=adapters)
+        assert moved["orders_changed"] == 2
+        for e in (second, third):
+            row = by_cid(engine)[f"{e.client_order_id}-sl"]
+            assert (row.status, row.stop_price, row.quantity) == ("submitted", D(191), e.quantity)
+            working = [o for o in gateway.orders.values() if o.order_type == "STP" and o.working
+                       and o.order_ref.startswith(e.client_order_id)]
+            assert [(o.aux_price, o.quantity) for o in working] == [(D(191), e.quantity)]  # one stop each
+
+        closed = await trading.close_position(user, world.account, "AAPL", engine=engine, adapters=adapters)
+        [close] = closed["orders"]
+        for _ in range(2):
+            await recover(engine, adapters)
+        final = by_cid(engine)
+        assert (final[close["client_order_id"]].status, final[close["client_order_id"]].filled_quantity) == \
+            ("filled", D(5))
+        assert held(engine) == gateway.positions["AAPL"][0] == D(0)
+        assert not [o for o in gateway.orders.values() if o.working]  # no leg left at IB
+        for e in (second, third):
+            assert {final[f"{e.client_order_id}-{x}"].status for x in ("sl", "tp1")} == {"cancelled"}
+        assert not [o for o in final.values() if o.status in ("rejected", "failed")]
