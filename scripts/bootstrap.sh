@@ -1,7 +1,8 @@
 # Sourced by scripts/run.sh and scripts/test.sh: installs what the project
 # needs, inside the repo, and is safe to run again (each step is skipped when
 # its result is already there and up to date).
-#   .venv/           Python environment with the project and its test extras
+#   .venv/           Python environment with the project and its test extras, at the versions
+#                    scripts/constraints.txt pins (the ones the suite last passed with)
 #   .tools/          bun from the npm registry (Reflex builds its frontend with it),
 #                    Reflex's and bun's caches, so nothing lands in $HOME
 # No outbound call other than the package registries: telemetry and version
@@ -21,11 +22,11 @@ ensure_venv() {
     say "creating .venv"
     "$PYTHON" -m venv .venv
   fi
-  local stamp=.venv/.installed-$(sha256sum pyproject.toml | cut -c1-16)
+  local stamp=.venv/.installed-$(cat pyproject.toml scripts/constraints.txt | sha256sum | cut -c1-16)
   if [ ! -f "$stamp" ]; then
     say "installing the project and its test tools into .venv"
     .venv/bin/python -m pip install -q --upgrade pip setuptools wheel
-    .venv/bin/python -m pip install -q -e '.[test]'
+    .venv/bin/python -m pip install -q -c scripts/constraints.txt -e '.[test]'
     rm -f .venv/.installed-*
     touch "$stamp"
   fi
