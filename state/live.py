@@ -2,7 +2,8 @@
 
 The bus (``backend.events``) only says "look again"; the database stays the
 truth, so every push re-reads the page's data instead of patching it with
-the event's payload, and a page that missed events (dropped connection) is
+the event's payload (clients showing the same page of the same member share
+one such read per web worker: ``state.shared_reads``), and a page that missed events (dropped connection) is
 resynchronised by its ``on_load`` reload, which Reflex runs again when the
 websocket reconnects.
 
@@ -40,6 +41,7 @@ from sqlmodel import Session
 from backend.db.session import session_scope
 from backend.events import RESYNC_TYPE, get_bus, user_topic
 from backend.services import auth as auth_service
+from state.shared_reads import fresh_after
 
 ORDER_EVENTS = frozenset({"order.updated"})
 PORTFOLIO_INTERVAL = 1.0     # seconds between two portfolio refreshes of one client
@@ -127,19 +129,27 @@ class LiveUpdates(rx.State, mixin=True):
             page = self.router.url.path
         await self._live_loop(user_id, token, page, me)
 
-    async def _push(self, page: str, me: str, user_id: int, orders: bool, portfolio: bool, check: bool) -> bool:
+    async def _push(self, page: str, me: str, user_id: int, orders: bool, portfolio: bool, check: bool,
+                    since: float) -> bool:
         """One reload under the state lock; False when this task must end.
 
         The database work runs in a worker thread while the lock is held: the
         state object is this context's alone until the block exits, and the
         event loop stays free for the worker's other clients (run inline, 40
         clients' reloads in a row blocked the loop long enough for Redis state
-        locks to expire).
+        locks to expire).  ``since``: when every event this push answers had
+        arrived; a read of the same data that started later is as good as its
+        own, so the clients of one member showing the same page share one
+        (``shared_reads``).
         """
         async with self:
             if self._live_owner != me or self.router.url.path != page:
                 return False
-            return await asyncio.to_thread(self._live_apply, user_id, orders, portfolio, check)
+            mark = fresh_after.set(since)  # the reload may share a read that started after this (shared_reads)
+            try:
+                return await asyncio.to_thread(self._live_apply, user_id, orders, portfolio, check)
+            finally:
+                fresh_after.reset(mark)
 
     async def _live_loop(self, user_id: int, token: str, page: str, me: str) -> None:
         last_portfolio = checked = 0.0
@@ -158,6 +168,7 @@ class LiveUpdates(rx.State, mixin=True):
                         batch = [first, *drain(queue)]
                     except TimeoutError:
                         batch = []
+                    woke = time.monotonic()  # after every event this push answers arrived: its freshness point
                     if not client_connected(token):
                         return
                     orders, portfolio = classify(batch)
@@ -169,7 +180,7 @@ class LiveUpdates(rx.State, mixin=True):
                         continue  # nothing this page shows changed: no lock, no query
                     check = now - checked >= CHECK_INTERVAL
                     try:
-                        if not await self._push(page, me, user_id, orders_due, refresh_portfolio, check):
+                        if not await self._push(page, me, user_id, orders_due, refresh_portfolio, check, woke):
                             return
                     except Exception:  # noqa: BLE001 - one failed push must not end the page's updates
                         log.warning("live update for %s on %s failed; retrying", token, page, exc_info=True)

@@ -21,6 +21,7 @@ from backend.services import orders as order_service
 from state import format as fmt
 from state.auth import AuthState
 from state.live import LiveUpdates
+from state.shared_reads import shared
 
 STATUSES = ["new", "submitted", "partially_filled", "filled", "cancelled", "rejected", "expired", "failed"]
 ALL = "all"
@@ -39,6 +40,15 @@ def count_text(n: int, more: bool) -> str:
     if more:
         return f"{n:,}+ orders (the CSV export holds the newest {n:,})"
     return f"{n:,} order{'' if n == 1 else 's'}"
+
+
+def read_view(session, user_id: int, f: order_service.OrderFilter, request: str, count: bool) -> dict:
+    """What the page shows for ``request`` under ``f``, as plain data (shared by live pushes: ``shared_reads``)."""
+    page = order_service.list_orders(session, user_id, f, order_service.PageRequest.decode(request))
+    counted = order_service.count_orders(session, user_id, f) if count else None
+    return {"has_newer": page.has_newer, "has_older": page.has_older, "rows": [order_row(r) for r in page.rows],
+            "same": page.request_same().encode(), "newer": page.request_newer().encode(),
+            "older": page.request_older().encode(), "count": count_text(*counted) if counted is not None else None}
 
 
 class OrdersState(LiveUpdates, AuthState):
@@ -89,17 +99,15 @@ class OrdersState(LiveUpdates, AuthState):
             self.sources = [{"id": str(i), "name": n} for i, n in order_service.provider_choices(session, user_id)]
         try:
             f = self._filter()
-            page = order_service.list_orders(session, user_id, f, order_service.PageRequest.decode(request))
-            counted = order_service.count_orders(session, user_id, f) if count else None
+            view = shared(("orders", user_id, f, request, count), lambda: read_view(session, user_id, f, request, count))
         except TradeExecutorError as exc:
             self.error = exc.message
             return
-        self.error, self.has_newer, self.has_older = "", page.has_newer, page.has_older
-        self.rows = [order_row(r) for r in page.rows]
-        self._same = page.request_same().encode()
-        self._newer, self._older = page.request_newer().encode(), page.request_older().encode()
-        if counted is not None:
-            self.count = count_text(*counted)
+        self.error, self.has_newer, self.has_older = "", view["has_newer"], view["has_older"]
+        self.rows = view["rows"]
+        self._same, self._newer, self._older = view["same"], view["newer"], view["older"]
+        if view["count"] is not None:
+            self.count = view["count"]
 
     @rx.event
     def load(self):
