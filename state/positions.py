@@ -21,6 +21,7 @@ from backend.services import dashboard, trading
 from state import format as fmt
 from state.auth import AuthState
 from state.live import LiveUpdates
+from state.shared_reads import shared
 
 
 def position_row(p: dashboard.PositionView, targets: list[str]) -> dict[str, str]:
@@ -32,6 +33,14 @@ def position_row(p: dashboard.PositionView, targets: list[str]) -> dict[str, str
         "unrealized_tone": fmt.tone(p.unrealized_pnl), "stop_loss": fmt.price(p.stop_loss),
         "targets": ", ".join(fmt.price(Decimal(t)) for t in targets) if targets else fmt.DASH,
     }
+
+
+def position_rows(session, user_id: int) -> list[dict[str, str]]:
+    """The page's rows: each open position with its stop and targets."""
+    views = dashboard.position_views(session, user_id)
+    targets = dict(session.exec(select(Position.id, Position.take_profits)
+                                .where(Position.user_id == user_id)).all())
+    return [position_row(p, targets.get(p.id) or []) for p in views]
 
 
 class PositionsState(LiveUpdates, AuthState):
@@ -55,10 +64,7 @@ class PositionsState(LiveUpdates, AuthState):
         """Reload the positions (on load, and on a bus push about the portfolio, see state/live.py)."""
         if not portfolio:
             return
-        views = dashboard.position_views(session, user_id)
-        targets = dict(session.exec(select(Position.id, Position.take_profits)
-                                    .where(Position.user_id == user_id)).all())
-        self.positions = [position_row(p, targets.get(p.id) or []) for p in views]
+        self.positions = shared(("positions", user_id), lambda: position_rows(session, user_id))
 
     @rx.event
     def set_percent(self, value: str):

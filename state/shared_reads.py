@@ -55,6 +55,10 @@ def fresh_copy(value: Any) -> Any:
     return copy.deepcopy(value)
 
 
+def _as_is(value: Any) -> Any:
+    return value
+
+
 @dataclass
 class _Read:
     started: float
@@ -71,7 +75,7 @@ class SharedReads:
         self._reads: dict[Hashable, _Read] = {}
         self.loads = 0  # reads actually run (for tests and benchmarks)
 
-    def get(self, key: Hashable, load: Callable[[], T], since: float | None) -> T:
+    def get(self, key: Hashable, load: Callable[[], T], since: float | None, *, copy: bool = True) -> T:
         if since is None:
             return load()
         with self._lock:
@@ -81,10 +85,11 @@ class SharedReads:
                 read = _Read(started=time.monotonic())
                 self._reads[key] = read
                 self._sweep(read.started)
+        hand_out = fresh_copy if copy else _as_is
         if mine:
-            return fresh_copy(self._run(read, load))
+            return hand_out(self._run(read, load))
         if read.done.wait(WAIT_SECONDS) and not read.failed:
-            return fresh_copy(read.value)
+            return hand_out(read.value)
         return load()
 
     def _run(self, read: _Read, load: Callable[[], T]) -> T:
@@ -113,6 +118,9 @@ class SharedReads:
 READS = SharedReads()
 
 
-def shared(key: Hashable, load: Callable[[], T]) -> T:
-    """``load()``, or a copy of the same read that started after this push's event arrived."""
-    return READS.get(key, load, fresh_after.get())
+def shared(key: Hashable, load: Callable[[], T], *, copy: bool = True) -> T:
+    """``load()``, or a copy of the same read that started after this push's event arrived.
+
+    ``copy=False`` for a result the caller only reads (it builds its own state values from it).
+    """
+    return READS.get(key, load, fresh_after.get(), copy=copy)

@@ -25,6 +25,7 @@ from backend.services.provider_performance import Performance
 from state import format as fmt
 from state.auth import AuthState
 from state.live import LiveUpdates
+from state.shared_reads import shared
 
 CENT = Decimal("0.01")
 
@@ -129,10 +130,11 @@ class TraderOverviewState(LiveUpdates, AuthState):
 
     def _live_refresh(self, session, user_id: int, orders: bool, portfolio: bool) -> None:
         """Bus push (state/live.py): order events redraw the order list, portfolio events everything."""
-        if portfolio:
-            self._show(dashboard.trader_overview(session, user_id))
+        if portfolio:  # read once for every client of this member in this worker (state.shared_reads)
+            self._show(shared(("overview", user_id), lambda: dashboard.trader_overview(session, user_id), copy=False))
         elif orders:
-            self.latest_orders = [order_row(o) for o in dashboard.order_views(session, user_id)]
+            self.latest_orders = [order_row(o) for o in shared(
+                ("latest orders", user_id), lambda: dashboard.order_views(session, user_id), copy=False)]
 
     def _show(self, overview: dashboard.TraderOverview) -> None:
         t = overview.totals

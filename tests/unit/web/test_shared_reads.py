@@ -126,3 +126,23 @@ def test_fresh_copy_copies_every_container_and_keeps_values():
     assert got == data
     assert got["rows"] is not data["rows"] and got["rows"][0] is not data["rows"][0]
     assert got["pair"][0] is not data["pair"][0] and got["set"] is not data["set"]  # the set by deepcopy
+
+
+@pytest.mark.parametrize("page", ["overview", "positions"])
+async def test_portfolio_pages_of_one_member_share_a_pushs_read(db, users, monkeypatch, page):
+    from state.positions import PositionsState
+    from state.trader import TraderOverviewState
+
+    monkeypatch.setattr(shared_reads, "READS", SharedReads())
+    kind = {"overview": TraderOverviewState, "positions": PositionsState}[page]
+    alex = users["alex"]
+    clients = [sign_in(kind, db, alex) for _ in range(3)]
+    for c in clients:
+        c.load()
+        c._live_owner = "me"
+        c.positions = []
+    arrived = time.monotonic()
+    for c in clients:
+        assert await kind._push(Proxy(c), c.router.url.path, "me", alex.id, False, True, False, arrived)
+    assert shared_reads.READS.loads == 1
+    assert all(c.positions and c.positions == clients[0].positions for c in clients)  # the demo's open positions
