@@ -65,13 +65,32 @@ def legs_of(fake: FakeAlpaca, entry_cid: str) -> dict[str, object]:
     return out
 
 
-@contextlib.asynccontextmanager
-async def alpaca_ladder(engine):
-    """A follower at a loopback Alpaca whose 50/30/20 ladder of 10 shares has filled as three slices (5/3/2)."""
+def ladder_world(engine):
+    """A follower trading 10 shares a signal, with a 50/30/20 take-profit allocation."""
     with Session(engine, expire_on_commit=False) as s:
         world = seed_world(s, profile={"sizing_value": D(10)})
         s.get(Follow, world.follows[0].id).tp_allocation = ["50", "30", "20"]
         s.commit()
+    return world
+
+
+async def send_ladder(engine, world, adapters) -> list[Order]:
+    """The provider's three-target signal; the venue takes it as three filled slices of 5/3/2."""
+    result = await trading.ingest_discord_message(
+        channel_id=world.source.discord_channel_id, message_id="ladder-3", sent_at=utcnow(),
+        content="Buy AAPL 191 SL 180 TP 200 TP 205 TP 210", engine=engine, adapters=adapters)
+    assert (result["approved"], result["orders_submitted"]) == (1, 3)  # three entries, legs held with them
+    with Session(engine) as s:
+        entries = [o for o in s.exec(select(Order).order_by(Order.id)).all() if o.leg == "entry"]
+    assert [(e.status, e.quantity, e.filled_quantity) for e in entries] == \
+        [("filled", D(5), D(5)), ("filled", D(3), D(3)), ("filled", D(2), D(2))]
+    return entries
+
+
+@contextlib.asynccontextmanager
+async def alpaca_ladder(engine):
+    """A follower at a loopback Alpaca whose 50/30/20 ladder of 10 shares has filled as three slices (5/3/2)."""
+    world = ladder_world(engine)
     fake = FakeAlpaca(api_key=f"PKL{uuid.uuid4().hex[:13].upper()}", api_secret="ladder-secret")
     async with serve(fake.app()) as url:  # the account's rate bucket is made by the first adapter: unthrottled
         account = await connect_followed(engine, world, "alpaca", "Alpaca paper",
@@ -79,14 +98,7 @@ async def alpaca_ladder(engine):
                                          adapter_options={"requests_per_minute": 100_000})
         adapters = Adapters(engine, provider=build_provider(options={"alpaca": {"requests_per_minute": 100_000}}))
         try:
-            result = await trading.ingest_discord_message(
-                channel_id=world.source.discord_channel_id, message_id="ladder-3", sent_at=utcnow(),
-                content="Buy AAPL 191 SL 180 TP 200 TP 205 TP 210", engine=engine, adapters=adapters)
-            assert (result["approved"], result["orders_submitted"]) == (1, 3)  # three entries, legs held with them
-            with Session(engine) as s:
-                entries = [o for o in s.exec(select(Order).order_by(Order.id)).all() if o.leg == "entry"]
-            assert [(e.status, e.quantity, e.filled_quantity) for e in entries] == \
-                [("filled", D(5), D(5)), ("filled", D(3), D(3)), ("filled", D(2), D(2))]
+            entries = await send_ladder(engine, world, adapters)
             yield SimpleNamespace(fake=fake, account=account["id"], adapters=adapters, user=world.followers[0].id,
                                   entries=entries)
         finally:
@@ -291,23 +303,13 @@ async def ib_ladder(engine):
     gateway = FakeIbGateway()
     await gateway.start()
     try:
-        with Session(engine, expire_on_commit=False) as s:
-            world = seed_world(s, profile={"sizing_value": D(10)})
-            s.get(Follow, world.follows[0].id).tp_allocation = ["50", "30", "20"]
-            s.commit()
+        world = ladder_world(engine)
         account = await connect_followed(engine, world, "ibkr", "IBKR paper",
                                          {"host": "127.0.0.1", "port": str(gateway.port), "client_id": "21",
                                           "account": gateway.account}, adapter_options=options)
         adapters = Adapters(engine, provider=build_provider(options={"ibkr": options}))
         try:
-            result = await trading.ingest_discord_message(
-                channel_id=world.source.discord_channel_id, message_id="ib-ladder", sent_at=utcnow(),
-                content="Buy AAPL 191 SL 180 TP 200 TP 205 TP 210", engine=engine, adapters=adapters)
-            assert (result["approved"], result["orders_submitted"]) == (1, 3)  # three entries, legs held with them
-            with Session(engine) as s:
-                entries = [o for o in s.exec(select(Order).order_by(Order.id)).all() if o.leg == "entry"]
-            assert [(e.status, e.quantity, e.filled_quantity) for e in entries] == \
-                [("filled", D(5), D(5)), ("filled", D(3), D(3)), ("filled", D(2), D(2))]
+            entries = await send_ladder(engine, world, adapters)
             yield SimpleNamespace(gateway=gateway, account=account["id"], adapters=adapters,
                                   user=world.followers[0].id, entries=entries)
         finally:
