@@ -7,6 +7,10 @@ one such read per web worker: ``state.shared_reads``), and a page that missed ev
 resynchronised by its ``on_load`` reload, which Reflex runs again when the
 websocket reconnects.
 
+The task subscribes after the page's ``on_load`` read, so its first push is
+a catch-up read at once: whatever committed in between (and so reached no
+subscription) is shown without waiting for the next event.
+
 Order events (``order.updated``) refresh at once.  Portfolio events
 (positions, accounts, risk state, notifications, risk decisions) refresh at
 most once per second per client: a burst of fills becomes one reload.  A
@@ -152,14 +156,18 @@ class LiveUpdates(rx.State, mixin=True):
                 fresh_after.reset(mark)
 
     async def _live_loop(self, user_id: int, token: str, page: str, me: str) -> None:
-        last_portfolio = checked = 0.0
-        portfolio_due = orders_due = False
+        last_portfolio, checked = 0.0, time.monotonic()  # start_live has just checked the session
         wants_portfolio = self.live_portfolio
         try:
             async with get_bus().subscribe(user_topic(user_id)) as queue:
+                # A change committed between the page's load and this subscription reached no queue:
+                # the first push, at once, reads the page again (catch-up); later ones follow events.
+                orders_due, portfolio_due, catch_up = True, wants_portfolio, True
                 while True:
                     wait = CHECK_INTERVAL
-                    if orders_due:
+                    if catch_up:
+                        wait, catch_up = 0.0, False
+                    elif orders_due:
                         wait = RETRY_AFTER
                     elif portfolio_due:
                         wait = max(0.0, last_portfolio + PORTFOLIO_INTERVAL - time.monotonic())

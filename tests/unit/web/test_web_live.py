@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+from decimal import Decimal
 from types import MethodType
 
 import pytest
 from sqlmodel import Session, select
 
-from backend.db.models import User
+from backend.db.models import BrokerAccount, Order, User
+from backend.db.types import utcnow
 from backend.events import RESYNC, InProcessBus, set_bus, user_topic
 from backend.services import auth
 from backend.services.demo_seed import seed_demo
@@ -110,7 +112,7 @@ async def test_portfolio_refresh_is_throttled_to_one_per_second(monkeypatch, bus
     with pytest.raises(asyncio.CancelledError):
         await task
     portfolio_refreshes = [c for c in calls if c[1]]
-    assert len(portfolio_refreshes) == 2  # the first at once, the rest coalesced one second later
+    assert len(portfolio_refreshes) == 2  # the catch-up at once; the five events coalesced one second later
     assert any(o and not p for o, p in calls)  # the order event was not held back
 
 
@@ -130,13 +132,13 @@ async def test_a_newer_task_for_the_same_client_ends_the_older_one(bus):
 
     state = Fake()
     task = asyncio.create_task(live.LiveUpdates._live_loop(Proxy(state), 7, "token", "/trader", "old"))
-    await asyncio.sleep(0.05)
+    await wait_for(lambda: calls == ["old"])  # the catch-up read
     bus.publish(user_topic(7), {"type": "order.updated"})
-    await wait_for(lambda: calls == ["old"])
+    await wait_for(lambda: calls == ["old", "old"])
     state._live_owner = "new"  # what start_live does for the reconnected client
     bus.publish(user_topic(7), {"type": "order.updated"})
     await asyncio.wait_for(task, 2)  # ended by itself
-    assert calls == ["old"]
+    assert calls == ["old", "old"]
     assert state._live_owner == "new"  # the old task does not release the new one's claim
 
 
@@ -153,7 +155,8 @@ async def test_a_revoked_session_gets_no_more_pushes(engine, settings_env, bus, 
         s.commit()
     state._live_owner = "me"
     task = asyncio.create_task(TraderOverviewState._live_loop(Proxy(state), alex_id, "token", "", "me"))
-    await asyncio.sleep(0.05)
+    await wait_for(lambda: state.latest_orders != [])  # the catch-up read
+    state.latest_orders = []
     bus.publish(user_topic(alex_id), {"type": "order.updated"})
     await wait_for(lambda: state.latest_orders != [])
     with Session(engine) as s:
@@ -183,16 +186,15 @@ async def test_a_failed_push_is_retried_and_the_task_keeps_running(bus):
             return True
 
     task = asyncio.create_task(live.LiveUpdates._live_loop(Proxy(Fake()), 7, "token", "", "me"))
-    await asyncio.sleep(0.05)
+    await wait_for(lambda: len(calls) == 1)  # the catch-up read at once; it fails
+    await wait_for(lambda: len(calls) == 2)  # retried about a second later without a new event
+    assert calls == [(True, False), (True, False)]
     bus.publish(user_topic(7), {"type": "position.updated"})  # not shown on this page: no reload at all
     await asyncio.sleep(0.2)
-    assert calls == []
-    bus.publish(user_topic(7), {"type": "order.updated"})
-    await wait_for(lambda: len(calls) == 2)  # failed once, retried about a second later without a new event
-    assert calls == [(True, False), (True, False)]
-    assert not task.done()
+    assert len(calls) == 2 and not task.done()
     bus.publish(user_topic(7), {"type": "order.updated"})
     await wait_for(lambda: len(calls) == 3)
+    assert calls[-1] == (True, False)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
@@ -204,3 +206,32 @@ def test_classify():
     assert live.classify(['{"type":"position.updated"}', "not json"]) == (False, True)
     assert live.classify([]) == (False, False)
     assert live.classify([RESYNC]) == (True, True)  # the bus lost events: reload everything
+
+
+async def test_a_change_committed_before_the_subscription_is_shown_at_once(engine, settings_env, bus):
+    """The page loads, an order is committed and published before the live task subscribes (so no queue
+    gets the event): the task's first push reads it anyway, without waiting for another event."""
+    settings_env(DATABASE_URL=engine.url.render_as_string(hide_password=False))
+    seed_demo(engine)
+    with Session(engine) as s:
+        alex_id = s.exec(select(User.id).where(User.username == "alex")).one()
+        state = TraderOverviewState()
+        state.session_token = auth.create_session(s, alex_id)
+        s.commit()
+    state.load()
+    shown = {r["id"] for r in state.latest_orders}
+    with Session(engine) as s:
+        account = s.exec(select(BrokerAccount).where(BrokerAccount.user_id == alex_id)).first()
+        order = Order(client_order_id="between-load-and-live", user_id=alex_id, broker_account_id=account.id,
+                      symbol="NVDA", side="buy", quantity=Decimal(1), status="filled", created_at=utcnow())
+        s.add(order)
+        s.commit()
+        new_id = str(order.id)
+    bus.publish(user_topic(alex_id), {"type": "order.updated", "order_id": int(new_id)})  # nobody listens yet
+    assert new_id not in shown
+    state._live_owner = "me"
+    task = asyncio.create_task(TraderOverviewState._live_loop(Proxy(state), alex_id, "token", "", "me"))
+    await wait_for(lambda: new_id in {r["id"] for r in state.latest_orders}, timeout=1.0)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
