@@ -57,7 +57,8 @@ async def wait_for(check, timeout=3.0):
         await asyncio.sleep(0.01)
 
 
-async def test_bus_events_reload_the_overview(engine, settings_env, bus):
+def alex_overview(engine, settings_env) -> tuple[int, TraderOverviewState]:
+    """The demo world, and an Overview state signed in as the demo follower Alex (not loaded yet)."""
     settings_env(DATABASE_URL=engine.url.render_as_string(hide_password=False))
     seed_demo(engine)
     with Session(engine) as s:
@@ -65,6 +66,11 @@ async def test_bus_events_reload_the_overview(engine, settings_env, bus):
         state = TraderOverviewState()
         state.session_token = auth.create_session(s, alex_id)
         s.commit()
+    return alex_id, state
+
+
+async def test_bus_events_reload_the_overview(engine, settings_env, bus):
+    alex_id, state = alex_overview(engine, settings_env)
     state.load()
     assert state.latest_orders and state.equity != "stale"
     state._live_owner = "me"
@@ -146,13 +152,7 @@ async def test_a_revoked_session_gets_no_more_pushes(engine, settings_env, bus, 
     """The cookie is re-checked at most every CHECK_INTERVAL seconds: within that, a revoked session's
     task ends and reloads nothing more."""
     monkeypatch.setattr(live, "CHECK_INTERVAL", 0.2)
-    settings_env(DATABASE_URL=engine.url.render_as_string(hide_password=False))
-    seed_demo(engine)
-    with Session(engine) as s:
-        alex_id = s.exec(select(User.id).where(User.username == "alex")).one()
-        state = TraderOverviewState()
-        state.session_token = auth.create_session(s, alex_id)
-        s.commit()
+    alex_id, state = alex_overview(engine, settings_env)
     state._live_owner = "me"
     task = asyncio.create_task(TraderOverviewState._live_loop(Proxy(state), alex_id, "token", "", "me"))
     await wait_for(lambda: state.latest_orders != [])  # the catch-up read
@@ -211,13 +211,7 @@ def test_classify():
 async def test_a_change_committed_before_the_subscription_is_shown_at_once(engine, settings_env, bus):
     """The page loads, an order is committed and published before the live task subscribes (so no queue
     gets the event): the task's first push reads it anyway, without waiting for another event."""
-    settings_env(DATABASE_URL=engine.url.render_as_string(hide_password=False))
-    seed_demo(engine)
-    with Session(engine) as s:
-        alex_id = s.exec(select(User.id).where(User.username == "alex")).one()
-        state = TraderOverviewState()
-        state.session_token = auth.create_session(s, alex_id)
-        s.commit()
+    alex_id, state = alex_overview(engine, settings_env)
     state.load()
     shown = {r["id"] for r in state.latest_orders}
     with Session(engine) as s:
