@@ -27,9 +27,10 @@ only one of them can fill.  What this relies on: Alpaca's "Orders at Alpaca"
 page (docs.alpaca.markets/docs/orders-at-alpaca) says sells that close a
 position are checked against the position, not buying power, and its
 positions carry ``qty_available`` (the position less what open orders
-hold); the exact body is the one Alpaca answered our production account
-with (code 40310000, the message above).  The docs do not spell that
-message out, so its wording here is the observed one.  Orders that open or
+hold).  The docs do not spell the refusal's body out: code 40310000 and
+the message above are the form Alpaca users report for it, not checked
+against Alpaca from here (no machine of this project reaches it), which is
+why the adapter maps on the words "insufficient qty" alone.  Orders that open or
 add to a position (no position on the other side) are not checked here.
 
 Cancels (``cancel_mode``): Alpaca cancels asynchronously.  ``DELETE
