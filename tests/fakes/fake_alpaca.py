@@ -28,9 +28,9 @@ page (docs.alpaca.markets/docs/orders-at-alpaca) says sells that close a
 position are checked against the position, not buying power, and its
 positions carry ``qty_available`` (the position less what open orders
 hold).  The docs do not spell the refusal's body out: code 40310000 and
-the message above are the form Alpaca users report for it, not checked
-against Alpaca from here (no machine of this project reaches it), which is
-why the adapter maps on the words "insufficient qty" alone.  Orders that open or
+the message above are this fake's assumption about its form, not checked
+against Alpaca (no machine of this project reaches it), which is why the
+adapter maps on the words "insufficient qty" alone.  Orders that open or
 add to a position (no position on the other side) are not checked here.
 
 Cancels (``cancel_mode``): Alpaca cancels asynchronously.  ``DELETE
