@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import fcntl
 import json
 import os
 import statistics
@@ -436,6 +437,14 @@ def main() -> None:
     from app_process import ARTIFACTS, app_env, free_port, prepare_database, start, stop, wait_until_up
 
     redis_url = f"redis://127.0.0.1:6379/{args.redis_db}"
+    ARTIFACTS.mkdir(exist_ok=True)
+    # It flushes its Redis database and builds the app in .web: a second copy running beside it would wipe
+    # the first one's Reflex states (it looks like pushes that hang) and fight over the frontend build.
+    guard = open(ARTIFACTS / "bench-live.lock", "w")
+    try:
+        fcntl.flock(guard, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        sys.exit("another bench_live_update.py is running on this checkout; wait for it to finish")
     admin = sa.create_engine(args.admin_url, isolation_level="AUTOCOMMIT")
     name = f"dte_bench_live_{uuid.uuid4().hex[:8]}"
     with admin.connect() as conn:
@@ -447,7 +456,6 @@ def main() -> None:
     env = app_env(Path(tempfile.mkdtemp(prefix="dte-bench-live-")), port, database_url=db_url, redis_url=redis_url)
     env["SESSION_SECRET"] = SESSION_SECRET
     os.environ.update(SESSION_SECRET=SESSION_SECRET, APP_ENV="development", DATABASE_URL=db_url)
-    ARTIFACTS.mkdir(exist_ok=True)
     log_path = ARTIFACTS / "bench-live-app.log"
     proc = None
     try:

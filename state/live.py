@@ -3,9 +3,9 @@
 The bus (``backend.events``) only says "look again"; the database stays the
 truth, so every push re-reads the page's data instead of patching it with
 the event's payload (clients showing the same page of the same member share
-one such read per web worker: ``state.shared_reads``), and a page that missed events (dropped connection) is
-resynchronised by its ``on_load`` reload, which Reflex runs again when the
-websocket reconnects.
+one such read per web worker: ``state.shared_reads``), and a page that
+missed events (dropped connection) is resynchronised by its ``on_load``
+reload, which Reflex runs again when the websocket reconnects.
 
 The task subscribes after the page's ``on_load`` read, so its first push is
 a catch-up read at once: whatever committed in between (and so reached no

@@ -73,7 +73,7 @@ class SharedReads:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._reads: dict[Hashable, _Read] = {}
-        self.loads = 0  # reads actually run (for tests and benchmarks)
+        self.loads = 0  # reads actually run (what the tests count)
 
     def get(self, key: Hashable, load: Callable[[], T], since: float | None, *, copy: bool = True) -> T:
         if since is None:
@@ -109,10 +109,6 @@ class SharedReads:
             return
         for key in [k for k, r in self._reads.items() if r.done.is_set() and r.started < now - KEEP_SECONDS]:
             del self._reads[key]
-
-    def clear(self) -> None:
-        with self._lock:
-            self._reads.clear()
 
 
 READS = SharedReads()

@@ -441,14 +441,14 @@ class FakeIbGateway:
                            "OBTAIN THE DESIRED POSITION YOUR EQUITY WITH LOAN VALUE [0.00 USD] MUST EXCEED THE "
                            "INITIAL MARGIN [19012.00 USD]", "")]
         self.orders[order_id] = o
-        if f[27] == "0" or o.parent_id:  # not transmitted yet (a bracket's parent), or a leg waiting for it
+        transmit = f[27] != "0"
+        if not transmit or o.parent_id:  # not transmitted yet (a bracket's parent), or a leg waiting for it
             o.status = "PreSubmitted"
             out = [self._open_order(o), self._status(o)]
-            parent = self.orders.get(o.parent_id)
-            if f[27] != "0" and parent is not None and parent.order_id in self._untransmitted:
-                out += self._transmit(parent)  # the last leg arrived: IB sends the whole bracket
-            elif f[27] == "0" and not o.parent_id:
+            if not transmit and not o.parent_id:
                 self._untransmitted.add(order_id)
+            elif transmit and o.parent_id in self._untransmitted:
+                out += self._transmit(self.orders[o.parent_id])  # the last leg arrived: IB sends the whole bracket
             return out
         return [self._open_order(o), self._status(o)] + self._execute(o)
 
